@@ -1,0 +1,121 @@
+"""Command line: ``python -m bench run|list``.
+
+Bad input (matrix file, options, image folder) is reported as one line on stderr with exit
+status 2 and nothing written; an interrupted run keeps every finished cell and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's default prints usage too)
+        raise BenchError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a matrix of task x detector x defence x attack x epsilon")
+    run.add_argument("--matrix", nargs="?", const="", default="", metavar="FILE",
+                     help="matrix TOML file (default: the built-in matrix of --profile)")  # fmt: skip
+    run.add_argument("--profile", default=None,
+                     help="built-in matrix to run (default, smoke); with FILE, the name of the output folder")  # fmt: skip
+    run.add_argument("--images", default=None, metavar="DIR",
+                     help="folder of your own pristine images (PNG, TIFF, JPEG, BMP, PGM) instead of the built-in photos")  # fmt: skip
+    run.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    run.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    ls = sub.add_parser("list", help="list registered tasks, detectors, defences, attacks and profiles")
+    ls.add_argument("family", nargs="?", choices=["tasks", "detectors", "defenses", "attacks", "profiles"])
+    return parser
+
+
+def _list(family: str | None) -> None:
+    from bench.attacks import ATTACKS
+    from bench.matrix import builtin_profiles
+    from bench.tasks import TASKS
+    from defenses import DEFENSES
+    from detectors import DETECTORS
+
+    for name, registry in (("tasks", TASKS), ("detectors", DETECTORS), ("defenses", DEFENSES), ("attacks", ATTACKS)):
+        if family in (None, name):
+            print(f"{name}:")
+            for entry_name in registry.names():
+                spec = registry.resolve(entry_name)
+                print(f"  {str(spec):58s} {registry.entry(entry_name).info.description}")
+    if family in (None, "profiles"):
+        print("profiles:")
+        for profile in builtin_profiles():
+            from bench.matrix import builtin_matrix_path, load_matrix
+
+            print(f"  {profile:58s} {load_matrix(builtin_matrix_path(profile)).description}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.matrix import builtin_matrix_path, load_matrix
+    from bench.runner import Runner
+
+    if args.matrix:
+        matrix = load_matrix(args.matrix, profile=args.profile)
+    else:
+        matrix = load_matrix(builtin_matrix_path(args.profile or "default"))
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    runner = Runner(matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress)
+    try:
+        result = runner.run()
+    except KeyboardInterrupt:
+        print(f"interrupted: {runner.stats['cells_computed'] + runner.stats['cells_cached']} finished cells are saved "
+              f"in {runner.out_dir} and the cache; rerun to continue", file=sys.stderr)  # fmt: skip
+        return 130
+    _summary(result)
+    return 1 if result.stats["cells_failed"] else 0
+
+
+def _summary(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
+    import pandas as pd
+
+    table = result.table
+    ok = table[table["error"] == ""]
+    if len(ok):
+        wide = ok.pivot_table(index=["detector", "defense", "attack"], columns="epsilon_255",
+                              values="robust_accuracy", sort=False)  # fmt: skip
+        wide.columns = [f"{c:g}/255" for c in wide.columns]
+        clean = ok.groupby(["detector", "defense", "attack"], sort=False)["clean_accuracy"].first()
+        wide.insert(0, "clean", clean)
+        with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
+            print("robust accuracy (n per cell: %s)" % ", ".join(map(str, sorted(set(ok["n"])))))
+            print(wide.to_string())
+    failed = table[table["error"] != ""].drop_duplicates("cell")
+    for _, row in failed.iterrows():
+        print(f"FAILED {row['detector']} | {row['defense']} | {row['attack']}: {row['error']}")
+    s = result.stats
+    print(f"{s['cells']} cells: {s['cells_computed']} computed, {s['cells_cached']} from cache, {s['cells_failed']} failed; "
+          f"{s['models_trained']} models trained; {s['total_seconds']:.1f}s -> {result.out_dir}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "list":
+            _list(args.family)
+            return 0
+        return _run(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,258 @@
+"""Pristine photographs and the patch datasets built from them.
+
+Built-in photographs are the natural photographs bundled inside scikit-image (no download,
+ever); ``--images DIR`` points at a user's own pristine collection instead. Splits are by
+source photograph: no photograph gives patches to two splits. Built datasets are cached on
+disk under a content hash of everything that determines them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bench.cache import atomic_write, atomic_write_text, digest
+from bench.config import DataConfig
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from bench.registry import Spec
+    from bench.tasks import Task
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm")
+
+# Natural photographs shipped in scikit-image's data folder. Left out: synthetic images
+# (chessboards, color wheel, logo, phantom, text, page scan, horse silhouette), images too
+# small for more than one patch (microaneurysms, lfw faces) and motorcycle_right, the
+# stereo twin of motorcycle_left (near-duplicates in two splits would leak).
+BUILTIN_PHOTOS = (
+    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
+    "coffee.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
+    "moon.png", "motorcycle_left.png", "retina.jpg", "rocket.jpg",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """A collection of pristine photographs: (name, path) pairs and a digest of their bytes."""
+
+    label: str
+    files: tuple[tuple[str, Path], ...]
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over every file's name and content (part of the dataset cache key)."""
+        h = hashlib.sha256()
+        for name, path in self.files:
+            h.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        return h.hexdigest()
+
+
+def builtin_source() -> ImageSource:
+    """The natural photographs bundled with scikit-image."""
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    files = tuple((p.stem, folder / p) for p in map(Path, BUILTIN_PHOTOS) if (folder / p).is_file())
+    if len(files) < 3:
+        raise BenchError(f"scikit-image's data folder {folder} holds {len(files)} of the built-in photographs; at least 3 are needed")
+    return ImageSource("skimage", files)
+
+
+def folder_source(folder: str | Path) -> ImageSource:
+    """Every image under ``folder`` (recursively) with an allowed suffix, sorted by path."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise BenchError(f"--images {folder}: not a directory; give a folder of pristine images ({', '.join(IMAGE_SUFFIXES)})")
+    files = tuple(
+        (p.relative_to(root).with_suffix("").as_posix(), p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if len(files) < 3:
+        raise BenchError(
+            f"--images {folder}: found {len(files)} images; at least 3 are needed (one per split), with suffixes {', '.join(IMAGE_SUFFIXES)}"
+        )
+    return ImageSource(root.resolve().name, files)
+
+
+def load_image(path: Path, channels: int) -> np.ndarray:
+    """Read an image as uint8, (H, W) for channels=1 (ITU-R 601 luma) or (H, W, 3) for 3."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PGM/TIFF: scale to 8 bits
+                arr = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray(np.round(arr * 255.0 / max(arr.max(), 1.0)).astype(np.uint8))
+            return np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise BenchError(f"cannot read image {path}: {err}") from None
+
+
+@dataclass
+class Dataset:
+    """Patches for one task: per split uint8 images (N, C, H, W), labels, source photo, location."""
+
+    key: str
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    source: dict[str, np.ndarray]
+    location: dict[str, np.ndarray]
+    info: dict
+
+    def save(self, path: Path) -> None:
+        """Write atomically as one .npz file."""
+        arrays = {f"{s}_{k}": getattr(self, k)[s] for s in SPLITS for k in ("x", "y", "source", "location")}
+        arrays["info"] = np.array(json.dumps(self.info))
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        atomic_write_text(path.with_suffix(".json"), json.dumps(self.info, indent=1))
+
+    @classmethod
+    def load(cls, key: str, path: Path) -> Dataset:
+        """Read a dataset written by ``save``."""
+        with np.load(path, allow_pickle=False) as z:
+            parts = {k: {s: z[f"{s}_{k}"] for s in SPLITS} for k in ("x", "y", "source", "location")}
+            return cls(key, info=json.loads(str(z["info"])), **parts)
+
+    def floats(self, split: str) -> np.ndarray:
+        """Images of a split as float32 in [0, 1]."""
+        return self.x[split].astype(np.float32) / np.float32(255.0)
+
+
+def read_dataset_info(cache_dir: Path, key: str) -> dict | None:
+    """Description of a cached dataset (splits, photos, counts) without loading its patches."""
+    path = cache_dir / "datasets" / f"{key}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def dataset_key(task: Spec, source: ImageSource, config: DataConfig, seed: int) -> str:
+    """Content hash of everything that determines a dataset."""
+    from bench.tasks import TASKS
+
+    return digest(
+        "dataset",
+        str(task),
+        TASKS.entry(task.name).source_digest,
+        source.digest,
+        dataclasses.asdict(config),
+        seed,
+        _code_digest(),
+    )
+
+
+def _code_digest() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def split_photos(names: list[str], config: DataConfig, seed: int) -> dict[str, list[str]]:
+    """Assign whole photographs to train/val/test with a seeded permutation of sorted names."""
+    names = sorted(names)
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    n_test = max(1, round(len(names) * config.test_fraction))
+    n_val = max(1, round(len(names) * config.val_fraction))
+    if n_test + n_val >= len(names):
+        raise BenchError(
+            f"data: {len(names)} photographs cannot give train, val and test at val_fraction={config.val_fraction} and test_fraction={config.test_fraction}"
+        )
+    return {
+        "test": sorted(order[:n_test]),
+        "val": sorted(order[n_test : n_test + n_val]),
+        "train": sorted(order[n_test + n_val :]),
+    }
+
+
+def build_dataset(task_spec: Spec, source: ImageSource, config: DataConfig, seed: int, cache_dir: Path) -> Dataset:
+    """Build (or load from the cache) the patch dataset of a task on a photograph source."""
+    from bench.tasks import TASKS
+
+    key = dataset_key(task_spec, source, config, seed)
+    path = cache_dir / "datasets" / f"{key}.npz"
+    if path.is_file():
+        return Dataset.load(key, path)
+    task = TASKS.create(task_spec)
+    paths = dict(source.files)
+    splits = split_photos(list(paths), config, seed)
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("x", "y", "source", "location")}
+    info: dict = {"task": str(task_spec), "images": source.label, "classes": list(task.classes), "splits": {}}
+    for split, photos in splits.items():
+        stride = config.train_stride if split == "train" else config.eval_stride
+        cap = config.max_train_per_photo if split == "train" else config.max_eval_per_photo
+        total_cap = config.max_train_locations if split == "train" else config.max_eval_locations
+        xs, names, locs = [], [], []
+        dropped = candidates = 0
+        for photo in photos:
+            image = load_image(paths[photo], task.channels)
+            variants = task.variants(image)
+            loc = _locations(variants, config.patch, stride, config.min_changed)
+            candidates += loc.n_candidates
+            dropped += loc.n_candidates - len(loc.kept)
+            kept = loc.kept
+            if len(kept) > cap:
+                rng = np.random.default_rng([seed, zlib.crc32(photo.encode())])
+                kept = kept[np.sort(rng.choice(len(kept), cap, replace=False))]
+            for i, j in kept:
+                xs.append(np.stack([_chw(v[i : i + config.patch, j : j + config.patch]) for v in variants]))
+                names.append(photo)
+                locs.append((i, j))
+        if len(xs) > total_cap:
+            rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
+            pick = np.sort(rng.choice(len(xs), total_cap, replace=False))
+            xs, names, locs = [xs[k] for k in pick], [names[k] for k in pick], [locs[k] for k in pick]
+        if not xs:
+            raise BenchError(f"data: no usable {config.patch}x{config.patch} patches in the {split} photographs {photos}")
+        k = len(task.classes)
+        # Every location gives one patch per class (the same content, differently processed),
+        # so a detector must find the processing traces rather than the content.
+        out["x"][split] = np.concatenate(xs)
+        out["y"][split] = np.tile(np.arange(k, dtype=np.int64), len(xs))
+        out["source"][split] = np.repeat(np.array(names), k)
+        out["location"][split] = np.repeat(np.array(locs, dtype=np.int32), k, axis=0)
+        info["splits"][split] = {
+            "photos": photos,
+            "locations": len(xs),
+            "patches": int(len(out["y"][split])),
+            "candidate_locations": candidates,
+            "dropped_unchanged": dropped,
+        }
+    dataset = Dataset(key, info=info, **out)
+    dataset.save(path)
+    return dataset
+
+
+@dataclass(frozen=True)
+class _Locations:
+    kept: np.ndarray
+    n_candidates: int
+
+
+def _locations(variants: list[np.ndarray], patch: int, stride: int, min_changed: float) -> _Locations:
+    """Grid locations whose manipulated versions differ from the first variant enough."""
+    h, w = variants[0].shape[:2]
+    grid = np.array([(i, j) for i in range(0, h - patch + 1, stride) for j in range(0, w - patch + 1, stride)], dtype=np.int64)
+    if len(grid) == 0:
+        return _Locations(grid.reshape(0, 2), 0)
+    base = variants[0]
+    keep = np.ones(len(grid), dtype=bool)
+    for other in variants[1:]:
+        changed = base != other
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        # summed-area table: share of changed pixels in every patch in O(1) each
+        sat = np.pad(changed.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        i, j = grid[:, 0], grid[:, 1]
+        counts = sat[i + patch, j + patch] - sat[i, j + patch] - sat[i + patch, j] + sat[i, j]
+        keep &= counts / float(patch * patch) >= min_changed
+    return _Locations(grid[keep], len(grid))
+
+
+def _chw(patch: np.ndarray) -> np.ndarray:
+    return patch[None] if patch.ndim == 2 else np.moveaxis(patch, 2, 0)

@@ -1,0 +1,397 @@
+"""Cross-evaluation of every task x detector x defence x attack: plan, cache, run, write.
+
+The unit of work is a *cell*: one attack swept over the matrix's epsilons on one trained
+(task, detector, defence). Cells are independent and keyed by a content hash of everything
+that determines them; each is stored as soon as it finishes, so an interrupted run loses at
+most the cell in progress and a rerun computes nothing already done. Failures become rows
+with an ``error`` and are never cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import pandas as pd
+
+from bench.cache import atomic_write, atomic_write_text, digest, files_digest
+from bench.data import ImageSource, builtin_source, dataset_key, folder_source, read_dataset_info
+from bench.matrix import Matrix
+from bench.registry import Spec
+from bench.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, conform
+from bench.stats import rate, wilson
+from bench.versions import package_version, versions
+
+if TYPE_CHECKING:
+    from bench.attacks.base import AttackResult
+    from bench.data import Dataset
+    from bench.training import ModelMeta, TrainedModel
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One attack sweep on one trained detector x defence."""
+
+    task: Spec
+    detector: Spec
+    defense: Spec
+    attack: Spec
+    dataset_key: str
+    model_key: str
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} | {self.detector} | {self.defense} | {self.attack}"
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the tidy tables, where they were written and what was computed."""
+
+    table: pd.DataFrame
+    samples: pd.DataFrame
+    models: pd.DataFrame
+    out_dir: Path
+    stats: dict = field(default_factory=dict)
+
+
+def _attack_code_digest() -> str:
+    return files_digest(sorted((Path(__file__).parent / "attacks").glob("*.py")) + [Path(__file__)])
+
+
+def cell_key(model_key: str, attack: Spec, matrix: Matrix) -> str:
+    """Content hash of everything that determines a cell's numbers."""
+    from bench.attacks import ATTACKS
+
+    return digest(
+        "cell",
+        model_key,
+        str(attack),
+        ATTACKS.entry(attack.name).source_digest,
+        _attack_code_digest(),
+        list(matrix.epsilons_255),
+        matrix.n_samples,
+        matrix.seed,
+        package_version(ATTACKS.entry(attack.name).info.package),
+        package_version("torch"),
+    )
+
+
+def plan(matrix: Matrix, source: ImageSource) -> list[Cell]:
+    """Every cell of the matrix with its keys; nothing is computed."""
+    from bench.training import model_key
+
+    cells = []
+    for task in matrix.tasks:
+        dkey = dataset_key(task, source, matrix.data, matrix.seed)
+        for detector in matrix.detectors:
+            for defense in matrix.defenses:
+                mkey = model_key(dkey, detector, defense, matrix.training, matrix.seed)
+                for attack in matrix.attacks:
+                    cells.append(Cell(task, detector, defense, attack, dkey, mkey, cell_key(mkey, attack, matrix)))
+    return cells
+
+
+def test_subset(dataset: Dataset, n: int, seed: int) -> np.ndarray:
+    """Indices of the attacked test patches: a seeded sample of n (all if fewer), sorted."""
+    total = len(dataset.y["test"])
+    if n >= total:
+        return np.arange(total)
+    rng = np.random.default_rng([seed, zlib.crc32(b"test-subset")])
+    return np.sort(rng.choice(total, n, replace=False))
+
+
+def cell_tables(cell: Cell, result: AttackResult, indices: np.ndarray, sources: np.ndarray,
+                trained: TrainedModel, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Tidy rows (one per epsilon) and per-sample rows of a finished cell."""
+    from bench.attacks import ATTACKS
+
+    info = ATTACKS.entry(cell.attack.name).info
+    clean = result.clean_correct
+    clean_acc, clean_low, clean_high = rate(clean)
+    linf, l2 = result.linf, result.l2
+    rows, samples = [], []
+    for k, eps in enumerate(result.epsilons):
+        robust = result.adv_correct[k]
+        flipped = clean & ~robust
+        robust_acc, low, high = rate(robust)
+        rows.append({
+            "task": str(cell.task), "detector": str(cell.detector), "defense": str(cell.defense),
+            "attack": str(cell.attack), "library": info.library, "norm": info.norm,
+            "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)), "n": len(robust),
+            "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
+            "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
+            "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
+            "perturbation_linf_max": float(linf[k].max(initial=0.0)),
+            "perturbation_l2_mean": float(l2[k][flipped].mean()) if flipped.any() else float("nan"),
+            "attacked": int(result.attacked[k]), "seconds": float(result.seconds[k]),
+            "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
+        })  # fmt: skip
+        samples.append(pd.DataFrame({
+            "task": str(cell.task), "detector": str(cell.detector), "defense": str(cell.defense),
+            "attack": str(cell.attack), "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)),
+            "sample": indices, "source": sources, "label": result.y, "clean_pred": result.clean_pred,
+            "adv_pred": result.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
+            "linf": linf[k].astype(np.float64), "l2": l2[k], "cell": cell.key,
+        }))  # fmt: skip
+    return conform(pd.DataFrame(rows), MATRIX_COLUMNS), conform(pd.concat(samples), SAMPLE_COLUMNS)
+
+
+def compute_cell(cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset.
+
+    A pure function of its inputs (no files touched), so cells can run anywhere and in any order.
+    """
+    from bench.attacks import create_attack
+
+    indices = test_subset(dataset, matrix.n_samples, matrix.seed)
+    x = dataset.floats("test")[indices]
+    y = dataset.y["test"][indices]
+    result = create_attack(cell.attack)(trained.model, x, y, matrix.epsilons, seed=matrix.seed)
+    return cell_tables(cell, result, indices, dataset.source["test"][indices], trained, matrix.seed)
+
+
+def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
+    """Rows recording a failed cell (never cached)."""
+    from bench.attacks import ATTACKS
+
+    info = ATTACKS.entry(cell.attack.name).info
+    nan = float("nan")
+    rows = [
+        {**{c: nan for c in MATRIX_COLUMNS}, "task": str(cell.task), "detector": str(cell.detector),
+         "defense": str(cell.defense), "attack": str(cell.attack), "library": info.library, "norm": info.norm,
+         "epsilon": e / 255.0, "epsilon_255": e, "n": 0, "attacked": 0, "seed": matrix.seed,
+         "cell": cell.key, "model": cell.model_key, "error": message}  # fmt: skip
+        for e in matrix.epsilons_255
+    ]
+    return conform(pd.DataFrame(rows), MATRIX_COLUMNS)
+
+
+class Runner:
+    """Runs one matrix into ``results_dir/<profile>``, with a shared cache folder."""
+
+    def __init__(
+        self,
+        matrix: Matrix,
+        *,
+        images: str | Path | None = None,
+        results_dir: str | Path = "results",
+        cache_dir: str | Path | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.matrix = matrix
+        self.source = folder_source(images) if images is not None else builtin_source()
+        self.out_dir = Path(results_dir) / matrix.profile
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
+        self.progress = progress or (lambda _: None)
+        self.rows: dict[str, pd.DataFrame] = {}
+        self.samples: dict[str, pd.DataFrame] = {}
+        self.models: dict[str, dict] = {}
+        self.stats = {"cells": 0, "cells_computed": 0, "cells_cached": 0, "cells_failed": 0,
+                      "models_trained": 0, "models_cached": 0, "models_failed": 0}  # fmt: skip
+        self.timings: dict[str, float] = {}
+        self.datasets: dict[str, dict | None] = {}
+
+    # -- cache -------------------------------------------------------------------------------
+    def _cell_paths(self, cell: Cell) -> tuple[Path, Path]:
+        base = self.cache_dir / "cells" / cell.key
+        return base.with_suffix(".rows.parquet"), base.with_suffix(".samples.parquet")
+
+    def _cached(self, cell: Cell) -> bool:
+        return all(p.is_file() for p in self._cell_paths(cell))
+
+    def _store(self, cell: Cell, rows: pd.DataFrame, samples: pd.DataFrame) -> None:
+        rows_path, samples_path = self._cell_paths(cell)
+        atomic_write(samples_path, lambda f: samples.to_parquet(f, index=False))
+        atomic_write(rows_path, lambda f: rows.to_parquet(f, index=False))  # written last: marks completion
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Run every cell (computing only what the cache lacks) and write the outputs."""
+        import torch
+
+        from bench.training import read_meta
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        start = time.perf_counter()
+        cells = plan(self.matrix, self.source)
+        self.stats["cells"] = len(cells)
+        self.progress(f"{len(cells)} cells -> {self.out_dir}")
+        done = 0
+        try:
+            for task in self.matrix.tasks:
+                dataset: Dataset | None = None
+                for detector in self.matrix.detectors:
+                    for defense in self.matrix.defenses:
+                        group = [c for c in cells if (c.task, c.detector, c.defense) == (task, detector, defense)]
+                        key = group[0].model_key
+                        meta = read_meta(self.cache_dir, key)
+                        trained = None
+                        if meta is None or not all(self._cached(c) for c in group):
+                            if dataset is None:
+                                dataset = self._dataset(task)
+                            trained = self._model(task, detector, defense, dataset, key)
+                        else:  # every cell is cached: the stored metadata describes the model
+                            self.stats["models_cached"] += 1
+                            self.models[key] = self._model_row(task, detector, defense, key, meta, True, "")
+                        if str(task) not in self.datasets:
+                            self.datasets[str(task)] = read_dataset_info(self.cache_dir, group[0].dataset_key)
+                        for cell in group:
+                            done += 1
+                            self._cell(cell, dataset, trained, f"[{done}/{len(cells)}]")
+                            self._write_tables()
+        finally:
+            self.timings["total_seconds"] = time.perf_counter() - start
+            result = self._write_outputs()
+        return result
+
+    def _dataset(self, task: Spec) -> Dataset:
+        from bench.data import build_dataset
+
+        t = time.perf_counter()
+        dataset = build_dataset(task, self.source, self.matrix.data, self.matrix.seed, self.cache_dir)
+        self.timings[f"dataset {task}"] = time.perf_counter() - t
+        sizes = ", ".join(f"{s} {v['patches']} patches/{len(v['photos'])} photos" for s, v in dataset.info["splits"].items())
+        self.progress(f"dataset {task} on {self.source.label}: {sizes}")
+        return dataset
+
+    def _model(self, task: Spec, detector: Spec, defense: Spec, dataset: Dataset, key: str) -> TrainedModel | None:
+        from bench.training import read_meta, train_or_load
+
+        label = f"{task} | {detector} | {defense}"
+        self.progress(f"model {label}: {'training' if read_meta(self.cache_dir, key) is None else 'cached'}")
+        try:
+            trained = train_or_load(dataset, detector, defense, self.matrix.training, self.matrix.seed, self.cache_dir,
+                                    log=lambda m: self.progress(f"  {label}: {m}"))  # fmt: skip
+        except Exception as err:  # a failed model fails its cells, not the run
+            self.stats["models_failed"] += 1
+            self.models[key] = self._model_row(task, detector, defense, key, None, False, _describe(err))
+            self.progress(f"model {label}: FAILED {_describe(err)}")
+            return None
+        meta = trained.meta
+        self.stats["models_cached" if trained.from_cache else "models_trained"] += 1
+        self.models[key] = self._model_row(task, detector, defense, key, meta, trained.from_cache, "")
+        self.progress(f"model {label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
+                      f"trained in {meta.seconds:.0f}s")  # fmt: skip
+        return trained
+
+    @staticmethod
+    def _model_row(task: Spec, detector: Spec, defense: Spec, key: str, meta: ModelMeta | None,
+                   from_cache: bool, error: str) -> dict:  # fmt: skip
+        row = {"task": str(task), "detector": str(detector), "defense": str(defense), "model": key,
+               "from_cache": from_cache, "error": error}  # fmt: skip
+        if meta is None:
+            nan = float("nan")
+            return {**row, "test_accuracy": nan, "test_accuracy_low": nan, "test_accuracy_high": nan, "test_n": 0,
+                    "val_accuracy": nan, "epochs": 0, "train_seconds": nan}  # fmt: skip
+        low, high = wilson(round(meta.test_accuracy * meta.test_n), meta.test_n)
+        return {**row, "test_accuracy": meta.test_accuracy, "test_accuracy_low": low, "test_accuracy_high": high,
+                "test_n": meta.test_n, "val_accuracy": meta.val_accuracy, "epochs": len(meta.history),
+                "train_seconds": meta.seconds}  # fmt: skip
+
+    def _cell(self, cell: Cell, dataset: Dataset | None, trained: TrainedModel | None, counter: str) -> None:
+        if self._cached(cell):
+            rows_path, samples_path = self._cell_paths(cell)
+            self.rows[cell.key] = pd.read_parquet(rows_path)
+            self.samples[cell.key] = pd.read_parquet(samples_path)
+            self.stats["cells_cached"] += 1
+            self.progress(f"{counter} {cell.label}: cached")
+            return
+        if trained is None or dataset is None:
+            self.rows[cell.key] = error_rows(cell, self.matrix, self.models[cell.model_key]["error"])
+            self.stats["cells_failed"] += 1
+            self.progress(f"{counter} {cell.label}: FAILED (model failed)")
+            return
+        t = time.perf_counter()
+        try:
+            rows, samples = compute_cell(cell, self.matrix, dataset, trained)
+        except Exception as err:
+            self.rows[cell.key] = error_rows(cell, self.matrix, _describe(err))
+            self.stats["cells_failed"] += 1
+            self.progress(f"{counter} {cell.label}: FAILED {_describe(err)}")
+            return
+        self._store(cell, rows, samples)
+        self.rows[cell.key], self.samples[cell.key] = rows, samples
+        self.stats["cells_computed"] += 1
+        summary = ", ".join(f"{e:g}/255: {r:.3f}" for e, r in zip(rows.epsilon_255, rows.robust_accuracy))
+        self.progress(f"{counter} {cell.label}: clean {rows.clean_accuracy.iloc[0]:.3f}, robust {summary} "
+                      f"({time.perf_counter() - t:.1f}s)")  # fmt: skip
+
+    # -- outputs -----------------------------------------------------------------------------
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        table = (pd.concat(self.rows.values()) if self.rows else pd.DataFrame(columns=list(MATRIX_COLUMNS)))
+        samples = (pd.concat(self.samples.values()) if self.samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS)))
+        models = pd.DataFrame(list(self.models.values()), columns=list(MODEL_COLUMNS))
+        return conform(table, MATRIX_COLUMNS), conform(samples, SAMPLE_COLUMNS), conform(models, MODEL_COLUMNS)
+
+    def _write_tables(self) -> None:
+        table, samples, models = self._frames()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out_dir / "matrix.csv", table.to_csv(index=False))
+        atomic_write(self.out_dir / "matrix.parquet", lambda f: table.to_parquet(f, index=False))
+        atomic_write(self.out_dir / "samples.parquet", lambda f: samples.to_parquet(f, index=False))
+        atomic_write_text(self.out_dir / "models.csv", models.to_csv(index=False))
+
+    def _write_outputs(self) -> RunResult:
+        from bench.plots import plot_curves
+
+        self._write_tables()
+        table, samples, models = self._frames()
+        if table["robust_accuracy"].notna().any():
+            plot_curves(table, self.out_dir / "curves")
+        run_info = {
+            "profile": self.matrix.profile,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(),
+            "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                     "torch_threads": _torch_threads()},  # fmt: skip
+            "configuration": self.matrix.to_dict(),
+            "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
+            "datasets": self.datasets,
+            "stats": self.stats,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "outputs": ["matrix.csv", "matrix.parquet", "samples.parquet", "models.csv", "curves.pdf", "curves.png"],
+        }
+        atomic_write_text(self.out_dir / "run.json", json.dumps(run_info, indent=2, default=str) + "\n")
+        return RunResult(table, samples, models, self.out_dir, dict(self.stats, **self.timings))
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _describe(err: BaseException) -> str:
+    """One-line description of an exception for the ``error`` column."""
+    where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    loc = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{loc}"
+
+
+def run_matrix(
+    matrix: Matrix | str | Path,
+    *,
+    images: str | Path | None = None,
+    results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Run a matrix (a Matrix or a TOML path) and return its tidy table (one row per cell x epsilon)."""
+    from bench.matrix import load_matrix
+
+    if not isinstance(matrix, Matrix):
+        matrix = load_matrix(matrix)
+    runner = Runner(matrix, images=images, results_dir=results_dir, cache_dir=cache_dir, progress=progress)
+    return runner.run().table

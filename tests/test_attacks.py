@@ -1,0 +1,81 @@
+"""Attacks: budgets respected, sweep semantics, failures detected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.attacks import ATTACKS, create_attack
+from bench.attacks.base import BUDGET_TOLERANCE, Attack, AttackBudgetError
+
+EPSILONS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+
+
+@pytest.fixture(scope="module")
+def attack_inputs(smoke_dataset) -> tuple[np.ndarray, np.ndarray]:
+    return smoke_dataset.floats("test")[:64], smoke_dataset.y["test"][:64]
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("detector", ["bayar", "srm"])
+def test_adversarial_examples_lie_in_their_epsilon_ball_and_in_the_unit_box(
+    smoke_models: dict, attack_inputs: tuple, name: str, detector: str
+) -> None:
+    x, y = attack_inputs
+    result = create_attack(name)(smoke_models[detector].model, x, y, EPSILONS, seed=0)
+    assert result.x_adv.shape == (len(EPSILONS), *x.shape)
+    for k, eps in enumerate(result.epsilons):
+        delta = np.abs(result.x_adv[k].astype(np.float64) - x.astype(np.float64))
+        assert delta.max() <= eps + BUDGET_TOLERANCE
+        assert result.x_adv[k].min() >= 0.0 and result.x_adv[k].max() <= 1.0
+    # robust accuracy never rises with epsilon, and the attack finds adversarial examples
+    assert (np.diff(result.robust_accuracy) <= 0).all()
+    assert result.robust_accuracy[-1] < result.clean_correct.mean()
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_predictions_stored_are_those_of_the_stored_examples(smoke_models: dict, attack_inputs: tuple, name: str) -> None:
+    from bench.attacks.base import predict
+
+    x, y = attack_inputs
+    model = smoke_models["srm"].model
+    result = create_attack(name)(model, x, y, EPSILONS[:2], seed=0)
+    for k in range(2):
+        assert (predict(model, result.x_adv[k]) == result.adv_pred[k]).all()
+
+
+class _Outside(Attack):
+    library = "test"
+
+    def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
+        return None
+
+    def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
+        return np.clip(x + self.params["factor"] * eps, 0, 1 + self.params["overshoot"])
+
+
+def test_an_attack_that_leaves_its_budget_fails_loudly(smoke_models: dict, attack_inputs: tuple) -> None:
+    x, y = attack_inputs
+    model = smoke_models["srm"].model
+    with pytest.raises(AttackBudgetError, match="Linf exceeds eps"):
+        _Outside(factor=1.5, overshoot=0.0)(model, x, y, EPSILONS, seed=0)
+    with pytest.raises(AttackBudgetError, match=r"\[0,1\] exceeded"):
+        _Outside(factor=0.5, overshoot=0.1)(model, 1 - x * 0, y, EPSILONS, seed=0)
+    ok = _Outside(factor=1.0, overshoot=0.0)(model, x, y, EPSILONS, seed=0)  # exactly on the boundary is fine
+    assert ok.linf.max() <= EPSILONS[-1] + BUDGET_TOLERANCE
+
+
+def test_sweep_attacks_only_survivors(smoke_models: dict, attack_inputs: tuple) -> None:
+    x, y = attack_inputs
+    result = create_attack("art.pgd")(smoke_models["bayar"].model, x, y, EPSILONS, seed=0)
+    survivors = np.concatenate([[result.clean_correct.sum()], result.adv_correct.sum(axis=1)[:-1]])
+    assert (result.attacked == survivors).all()
+    # an example fooled at a smaller epsilon keeps its (smaller) perturbation
+    fooled_first = result.clean_correct & ~result.adv_correct[0]
+    assert np.allclose(result.x_adv[-1][fooled_first], result.x_adv[0][fooled_first])
+
+
+def test_same_seed_same_result(smoke_models: dict, attack_inputs: tuple) -> None:
+    x, y = attack_inputs
+    runs = [create_attack("foolbox.pgd")(smoke_models["bayar"].model, x, y, EPSILONS[:2], seed=3) for _ in range(2)]
+    assert np.array_equal(runs[0].x_adv, runs[1].x_adv)

@@ -1,0 +1,91 @@
+"""Command line: bad input gets one clear line, exit status 2 and nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = """
+seed = 0
+n_samples = 10
+tasks = ["median3"]
+detectors = ["bayar"]
+defenses = ["none"]
+attacks = ["art.fgsm"]
+epsilons_255 = [1, 2]
+"""
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+BAD_MATRICES = {
+    "unknown detector": (GOOD.replace('["bayar"]', '["bayar", "resnet"]'),
+                         "detectors[1]: unknown detector 'resnet'; allowed: bayar, srm"),
+    "negative epsilon": (GOOD.replace("[1, 2]", "[1, -2]"),
+                         "epsilons_255[1]: -2 is not allowed; epsilons are numbers > 0 and <= 255"),
+    "missing key": (GOOD.replace('attacks = ["art.fgsm"]\n', ""), "missing key 'attacks'; required keys: seed"),
+    "unknown key": (GOOD + "epochs = 3\n", "unknown key 'epochs'; allowed keys:"),
+    "unknown parameter": (GOOD.replace('["none"]', '["grad-penalty[beta=1]"]'),
+                          "unknown parameter 'beta' for grad-penalty; allowed: lambda"),
+    "bad parameter value": (GOOD.replace('["art.fgsm"]', '["art.pgd[steps=-3]"]'), "steps must be an integer >= 1"),
+    "wrong type": (GOOD.replace("n_samples = 10", 'n_samples = "ten"'), "n_samples: 'ten' is not allowed"),
+    "empty list": (GOOD.replace('["none"]', "[]"), "defenses: must be a non-empty list"),
+    "bad settings": (GOOD + "[training]\nepochs = 0\n", "[training]: epochs=0 is not allowed; epochs must be an integer >= 1"),
+    "unknown setting": (GOOD + "[data]\npatches = 3\n", "[data]: unknown key 'patches'; allowed: patch,"),
+    "not toml": (GOOD + "this is = = not toml\n", "not valid TOML"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_MATRICES))
+def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
+    text, expected = BAD_MATRICES[case]
+    (tmp_path / "bad.toml").write_text(text)
+    proc = _cli(["run", "--matrix", "bad.toml"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: bad.toml: "), proc.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # nothing written, no results/
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--matrix", "missing.toml"], "--matrix missing.toml: no such file"),
+        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, smoke"),
+        (["run", "--profile", "smoke", "--images", "nodir"], "--images nodir: not a directory"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_options_are_refused_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    proc = _cli(args, tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list_names_every_entry_with_a_description(tmp_path: Path) -> None:
+    proc = _cli(["list"], tmp_path)
+    assert proc.returncode == 0
+    for name in ("median3", "bayar[", "srm[", "none", "grad-penalty[lambda=", "art.fgsm", "art.pgd[",
+                 "foolbox.fgsm", "foolbox.pgd[", "smoke", "default"):  # fmt: skip
+        assert name in proc.stdout
+    assert "Bayar-Stamm" in proc.stdout
+
+
+def test_builtin_matrices_are_valid() -> None:
+    from bench.matrix import builtin_matrix_path, builtin_profiles, load_matrix
+
+    assert {"default", "smoke"} <= set(builtin_profiles())
+    default = load_matrix(builtin_matrix_path("default"))
+    assert default.epsilons_255 == (1.0, 2.0, 4.0, 8.0)
+    assert [a.name for a in default.attacks] == ["art.fgsm", "art.pgd", "foolbox.fgsm", "foolbox.pgd"]
+    assert default.profile == "default"

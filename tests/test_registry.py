@@ -1,0 +1,97 @@
+"""Registries: names, canonical forms, parameter validation, cheap imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.attacks import ATTACKS
+from bench.errors import BenchError
+from bench.registry import Registry, at_least
+from bench.tasks import TASKS
+from defenses import DEFENSES
+from detectors import DETECTORS
+
+REGISTRIES = {"task": TASKS, "detector": DETECTORS, "defense": DEFENSES, "attack": ATTACKS}
+ALL_ENTRIES = [(family, name) for family, reg in REGISTRIES.items() for name in reg.names()]
+
+
+def test_registries_hold_the_required_entries() -> None:
+    assert TASKS.names() == ["median3"]
+    assert DETECTORS.names() == ["bayar", "srm"]
+    assert DEFENSES.names() == ["grad-penalty", "none"]
+    assert ATTACKS.names() == ["art.fgsm", "art.pgd", "foolbox.fgsm", "foolbox.pgd"]
+    assert ATTACKS.names("art.*") == ["art.fgsm", "art.pgd"]
+
+
+@pytest.mark.parametrize(("family", "name"), ALL_ENTRIES, ids=[f"{f}:{n}" for f, n in ALL_ENTRIES])
+def test_canonical_name_round_trips(family: str, name: str) -> None:
+    registry = REGISTRIES[family]
+    spec = registry.resolve(name)
+    assert registry.resolve(str(spec)) == spec
+    assert str(spec).startswith(name)
+    assert registry.entry(name).info.description
+
+
+def test_canonical_form_sorts_keys_and_types_values() -> None:
+    spec = ATTACKS.resolve("art.pgd[steps=20, rel_stepsize=1e-1,random_start=false]")
+    assert str(spec) == "art.pgd[random_start=false,rel_stepsize=0.1,steps=20]"
+    assert str(DEFENSES.resolve("grad-penalty[lambda=1]")) == "grad-penalty[lambda=1.0]"
+    assert DEFENSES.resolve("grad-penalty[lambda=1]") == DEFENSES.resolve("grad-penalty[lambda=1.0]")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nosuch", "unknown defense 'nosuch'; allowed: grad-penalty, none"),
+        ("grad-penalty[mu=1]", "unknown parameter 'mu' for grad-penalty; allowed: lambda"),
+        ("grad-penalty[lambda=-1]", "lambda must be a number >= 0.0"),
+        ("grad-penalty[lambda=abc]", "lambda must be a number"),
+        ("grad-penalty[lambda]", "is not of the form key=value"),
+        ("grad-penalty[lambda=1,lambda=2]", "given twice"),
+    ],
+)
+def test_bad_specs_are_refused_with_what_is_allowed(text: str, message: str) -> None:
+    with pytest.raises(BenchError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        DEFENSES.resolve(text)
+
+
+def test_bad_values_for_typed_parameters() -> None:
+    with pytest.raises(BenchError, match="steps must be an integer >= 1"):
+        ATTACKS.resolve("art.pgd[steps=0]")
+    with pytest.raises(BenchError, match="steps must be an integer"):
+        ATTACKS.resolve("art.pgd[steps=2.5]")
+    with pytest.raises(BenchError, match="random_start must be true or false"):
+        ATTACKS.resolve("art.pgd[random_start=maybe]")
+
+
+def test_duplicate_names_raise_and_factories_must_be_keyword_only() -> None:
+    registry: Registry[object] = Registry("thing", modules=(), group="forensic_bench.test-things")
+
+    @registry.register("a", info=None)
+    def a(*, size: int = 1) -> object:
+        return size
+
+    with pytest.raises(ValueError, match="duplicate thing name 'a'"):
+        registry.register("a", info=None)(a)
+    with pytest.raises(TypeError, match="keyword-only"):
+
+        @registry.register("b", info=None)
+        def b(size: int = 1) -> object:
+            return size
+
+    assert registry.create("a[size=3]") == 3
+    assert at_least(1).predicate(1) and not at_least(1).predicate(0)
+
+
+def test_listing_entries_does_not_import_torch_or_attack_libraries() -> None:
+    code = (
+        "import sys; from bench.cli import main; main(['list']);"
+        "heavy = [m for m in ('torch', 'art', 'foolbox') if m in sys.modules]; print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    for _, name in ALL_ENTRIES:
+        assert name in out

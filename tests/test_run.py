@@ -1,0 +1,166 @@
+"""End-to-end runs: tables and their schema, honest numbers, cache, interruption, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.matrix import parse_matrix
+from bench.runner import Runner
+from bench.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS
+
+
+def test_outputs_are_written(smoke) -> None:
+    out = smoke.results_dir / "smoke"
+    for name in ("matrix.csv", "matrix.parquet", "samples.parquet", "models.csv", "curves.pdf", "curves.png", "run.json"):
+        assert (out / name).stat().st_size > 0, name
+    info = json.loads((out / "run.json").read_text())
+    assert info["configuration"]["profile"] == "smoke"
+    assert info["versions"]["torch"].startswith("2.")
+    assert info["stats"]["cells"] == 8
+    assert set(info["datasets"]["median3"]["splits"]) == {"train", "val", "test"}
+
+
+def test_tables_match_their_schema(smoke) -> None:
+    out = smoke.results_dir / "smoke"
+    for name, columns in (("matrix.parquet", MATRIX_COLUMNS), ("samples.parquet", SAMPLE_COLUMNS)):
+        frame = pd.read_parquet(out / name)
+        assert list(frame.columns) == list(columns)
+        assert {c: str(t) for c, t in frame.dtypes.items()} == columns
+    csv = pd.read_csv(out / "matrix.csv", keep_default_na=False, na_values=[""])
+    assert list(csv.columns) == list(MATRIX_COLUMNS)
+    assert list(pd.read_csv(out / "models.csv").columns) == list(MODEL_COLUMNS)
+    table = smoke.result.table
+    assert len(table) == 2 * 1 * 4 * 4  # detectors x defences x attacks x epsilons
+    assert (table["error"] == "").all()
+    assert np.allclose(table["epsilon"] * 255, table["epsilon_255"])
+    assert (table["robust_accuracy_low"] <= table["robust_accuracy"]).all()
+    assert (table["robust_accuracy"] <= table["robust_accuracy_high"]).all()
+
+
+def test_table_agrees_with_per_sample_outcomes(smoke) -> None:
+    samples = smoke.result.samples
+    for _, row in smoke.result.table.iterrows():
+        s = samples[(samples["cell"] == row["cell"]) & (samples["epsilon"] == row["epsilon"])]
+        assert len(s) == row["n"]
+        assert s["adv_correct"].mean() == pytest.approx(row["robust_accuracy"])
+        assert s["clean_correct"].mean() == pytest.approx(row["clean_accuracy"])
+        assert (s["linf"] <= row["epsilon"] + 1e-6).all()
+        assert not (s["adv_correct"] & ~s["clean_correct"]).any()
+
+
+def test_pgd_robust_accuracy_never_rises_with_epsilon(smoke) -> None:
+    table = smoke.result.table
+    for _, g in table[table["attack"].str.contains("pgd")].groupby(["detector", "defense", "attack"]):
+        acc = g.sort_values("epsilon")["robust_accuracy"].to_numpy()
+        assert (np.diff(acc) <= 0).all(), acc
+        assert acc[-1] < g["clean_accuracy"].iloc[0]
+
+
+@pytest.mark.parametrize("kind", ["pgd", "fgsm"])
+def test_art_and_foolbox_agree_within_their_intervals(smoke, kind: str) -> None:
+    table = smoke.result.table
+    table = table.assign(kind=table["attack"].str.extract(r"^\w+\.(\w+)")[0])
+    for (detector, eps), g in table[table["kind"] == kind].groupby(["detector", "epsilon"]):
+        art, fb = g[g["library"] == "art"].iloc[0], g[g["library"] == "foolbox"].iloc[0]
+        assert art["robust_accuracy_low"] <= fb["robust_accuracy_high"], (detector, eps)
+        assert fb["robust_accuracy_low"] <= art["robust_accuracy_high"], (detector, eps)
+
+
+def test_undefended_detectors_fail_under_pgd(smoke) -> None:
+    t = smoke.result.table
+    pgd8 = t[t["attack"].str.contains("pgd") & (t["epsilon_255"] == 8)]
+    assert (pgd8["robust_accuracy"] <= 0.1).all()
+    assert (pgd8["clean_accuracy"] - pgd8["robust_accuracy"] >= 0.5).all()
+
+
+def test_rerun_is_served_from_the_cache(smoke) -> None:
+    again = Runner(smoke.matrix, results_dir=smoke.results_dir, cache_dir=smoke.cache_dir).run()
+    assert again.stats["cells_computed"] == 0 and again.stats["models_trained"] == 0
+    assert again.stats["cells_cached"] == 8
+    pd.testing.assert_frame_equal(again.table, smoke.result.table)
+
+
+def _tiny(**overrides: object) -> dict:
+    doc = {
+        "profile": "tiny", "seed": 0, "n_samples": 40, "tasks": ["median3"], "detectors": ["srm[width=4]"],
+        "defenses": ["none"], "attacks": ["foolbox.fgsm", "art.fgsm"], "epsilons_255": [1, 4],
+        "training": {"epochs": 1, "max_train_patches": 256},
+    }  # fmt: skip
+    doc.update(overrides)
+    return doc
+
+
+def test_two_fresh_runs_give_identical_numbers(tmp_path: Path) -> None:
+    tables = [
+        Runner(parse_matrix(_tiny()), results_dir=tmp_path / f"r{i}", cache_dir=tmp_path / f"c{i}").run().table
+        for i in range(2)
+    ]
+    assert tables[0]["cell"].iloc[0] == tables[1]["cell"].iloc[0]
+    cols = ["clean_accuracy", "robust_accuracy", "perturbation_linf_max", "perturbation_l2_mean", "cell", "model"]
+    pd.testing.assert_frame_equal(tables[0][cols], tables[1][cols])
+
+
+def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
+    matrix = parse_matrix(_tiny())
+
+    def interrupt_after_first_cell(message: str) -> None:
+        if message.startswith("[1/2]"):
+            raise KeyboardInterrupt
+
+    runner = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache", progress=interrupt_after_first_cell)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    written = pd.read_csv(tmp_path / "tiny" / "matrix.csv")
+    assert len(written) == 2 and written["attack"].nunique() == 1  # the finished cell, both epsilons
+    resumed = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+    assert resumed.stats["cells_cached"] == 1 and resumed.stats["cells_computed"] == 1
+    assert resumed.stats["models_trained"] == 0
+
+
+def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> None:
+    from bench.attacks import ATTACKS, AttackInfo
+    from bench.attacks.base import Attack
+
+    class Broken(Attack):
+        library = "test"
+
+        def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
+            return None
+
+        def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
+            raise RuntimeError("boom")
+
+    ATTACKS.register("test.broken", info=AttackInfo("always fails", library="test"))(lambda: Broken())
+    try:
+        matrix = parse_matrix(_tiny(attacks=["test.broken", "art.fgsm"]))
+        result = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+        broken = result.table[result.table["attack"] == "test.broken"]
+        assert len(broken) == 2 and broken["error"].str.contains("RuntimeError: boom").all()
+        assert broken["robust_accuracy"].isna().all()
+        assert (result.table[result.table["attack"] == "art.fgsm"]["error"] == "").all()
+        assert result.stats["cells_failed"] == 1
+        again = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+        assert again.stats["cells_failed"] == 1 and again.stats["cells_cached"] == 1  # the failure was not cached
+    finally:
+        ATTACKS.unregister("test.broken")
+
+
+def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
+    from bench.data import builtin_source
+    from bench.runner import plan
+
+    source = builtin_source()
+    a = {c.label: c.key for c in plan(parse_matrix(_tiny()), source)}
+    b = {c.label: c.key for c in plan(parse_matrix(_tiny(attacks=["art.fgsm", "foolbox.fgsm"])), source)}
+    assert a == b
+    c = {c.label: c.key for c in plan(parse_matrix(_tiny(epsilons_255=[1, 2])), source)}
+    assert set(a.values()).isdisjoint(c.values())
+    m = parse_matrix(_tiny())
+    d = plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=1e-3)), source)
+    assert {x.model_key for x in d}.isdisjoint({x.model_key for x in plan(m, source)})
