@@ -7,6 +7,7 @@ status 2 and nothing written; an interrupted run keeps every finished cell and e
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
+    def terminate(signum: int, frame: object) -> None:  # SIGTERM (CI timeouts, kill) ends like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     runner = Runner(matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress)
     try:
         result = runner.run()

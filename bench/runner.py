@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 import traceback
 import zlib
@@ -192,7 +193,9 @@ class Runner:
     ) -> None:
         self.matrix = matrix
         self.source = folder_source(images) if images is not None else builtin_source()
-        self.out_dir = Path(results_dir) / matrix.profile
+        # a run on the user's own photographs must not overwrite the built-in data's tables
+        name = matrix.profile if images is None else f"{matrix.profile}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.source.label)}"
+        self.out_dir = Path(results_dir) / name
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
         self.progress = progress or (lambda _: None)
         self.rows: dict[str, pd.DataFrame] = {}

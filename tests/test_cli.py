@@ -58,7 +58,7 @@ def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     ("args", "expected"),
     [
         (["run", "--matrix", "missing.toml"], "--matrix missing.toml: no such file"),
-        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, smoke"),
+        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, grad-penalty-sweep, smoke"),
         (["run", "--profile", "smoke", "--images", "nodir"], "--images nodir: not a directory"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -84,8 +84,32 @@ def test_list_names_every_entry_with_a_description(tmp_path: Path) -> None:
 def test_builtin_matrices_are_valid() -> None:
     from bench.matrix import builtin_matrix_path, builtin_profiles, load_matrix
 
-    assert {"default", "smoke"} <= set(builtin_profiles())
+    assert {"default", "grad-penalty-sweep", "smoke"} <= set(builtin_profiles())
     default = load_matrix(builtin_matrix_path("default"))
     assert default.epsilons_255 == (1.0, 2.0, 4.0, 8.0)
     assert [a.name for a in default.attacks] == ["art.fgsm", "art.pgd", "foolbox.fgsm", "foolbox.pgd"]
     assert default.profile == "default"
+
+
+def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> None:
+    import signal
+
+    (tmp_path / "tiny.toml").write_text(
+        GOOD.replace('["bayar"]', '["srm[width=4]"]').replace('["art.fgsm"]', '["art.fgsm", "art.pgd[steps=300]", "foolbox.pgd[steps=300]"]')
+        + "[training]\nepochs = 1\nmax_train_patches = 256\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--matrix", "tiny.toml"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    for line in proc.stderr:
+        if "[1/3]" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "finished cells are saved" in err and "Traceback" not in err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "matrix.csv")
+    assert len(table) >= 2 and (table["error"].isna()).all()  # at least the first cell, both epsilons
+    rerun = _cli(["run", "--matrix", "tiny.toml"], tmp_path)
+    assert rerun.returncode == 0 and "from cache" in rerun.stdout
