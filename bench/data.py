@@ -9,6 +9,7 @@ disk under a content hash of everything that determines them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import zlib
@@ -47,9 +48,9 @@ class ImageSource:
     label: str
     files: tuple[tuple[str, Path], ...]
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """SHA-256 over every file's name and content (part of the dataset cache key)."""
+        """SHA-256 over every file's name and content (part of the dataset cache key; computed once)."""
         h = hashlib.sha256()
         for name, path in self.files:
             h.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())

@@ -20,8 +20,9 @@ def plot_curves(table: pd.DataFrame, stem: Path) -> list[Path]:
     tasks = list(dict.fromkeys(ok["task"]))
     attacks = list(dict.fromkeys(ok["attack"]))
     ok = ok.assign(model=ok["detector"] + " / " + ok["defense"])
-    models = list(dict.fromkeys(ok["model"]))
-    colors = dict(zip(models, sns.color_palette("colorblind", len(models))))
+    detectors, defenses = list(dict.fromkeys(ok["detector"])), list(dict.fromkeys(ok["defense"]))
+    colors = dict(zip(detectors, sns.color_palette("colorblind", len(detectors))))  # colour: detector
+    dashes = dict(zip(defenses, ["-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3))] * len(defenses)))  # line: defence
     ncols = min(len(attacks), 4)
     nrows = len(tasks) * -(-len(attacks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows + 0.8), squeeze=False, sharey=True)
@@ -36,12 +37,13 @@ def plot_curves(table: pd.DataFrame, stem: Path) -> list[Path]:
             for model, g in panel.groupby("model", sort=False):
                 g = g.sort_values("epsilon_255")
                 first = g.iloc[0]
+                color, dash = colors[first["detector"]], dashes[first["defense"]]
                 x = [0.0, *g["epsilon_255"]]
                 y = [first["clean_accuracy"], *g["robust_accuracy"]]
                 low = [first["clean_accuracy_low"], *g["robust_accuracy_low"]]
                 high = [first["clean_accuracy_high"], *g["robust_accuracy_high"]]
-                ax.plot(x, y, marker="o", ms=3, lw=1.2, color=colors[model], label=model)
-                ax.fill_between(x, low, high, color=colors[model], alpha=0.2, lw=0)
+                ax.plot(x, y, marker="o", ms=3, lw=1.2, color=color, linestyle=dash, label=model)
+                ax.fill_between(x, low, high, color=color, alpha=0.15, lw=0)
             ax.set_title(f"{task}\n{attack}", fontsize=7)
             ax.set_xlabel("epsilon (x/255, Linf)", fontsize=8)
             ax.set_ylim(-0.02, 1.02)

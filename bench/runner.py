@@ -221,43 +221,51 @@ class Runner:
 
     # -- run ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run every cell (computing only what the cache lacks) and write the outputs."""
+        """Run every cell (computing only what the cache lacks) and write the outputs.
+
+        Nothing is written under the results folder before the first cell finishes; on an
+        interruption or error the outputs of every finished cell are written before re-raising.
+        """
         import torch
 
-        from bench.training import read_meta
-
         torch.use_deterministic_algorithms(True, warn_only=True)
-        start = time.perf_counter()
+        self._start = time.perf_counter()
         cells = plan(self.matrix, self.source)
         self.stats["cells"] = len(cells)
         self.progress(f"{len(cells)} cells -> {self.out_dir}")
-        done = 0
         try:
-            for task in self.matrix.tasks:
-                dataset: Dataset | None = None
-                for detector in self.matrix.detectors:
-                    for defense in self.matrix.defenses:
-                        group = [c for c in cells if (c.task, c.detector, c.defense) == (task, detector, defense)]
-                        key = group[0].model_key
-                        meta = read_meta(self.cache_dir, key)
-                        trained = None
-                        if meta is None or not all(self._cached(c) for c in group):
-                            if dataset is None:
-                                dataset = self._dataset(task)
-                            trained = self._model(task, detector, defense, dataset, key)
-                        else:  # every cell is cached: the stored metadata describes the model
-                            self.stats["models_cached"] += 1
-                            self.models[key] = self._model_row(task, detector, defense, key, meta, True, "")
-                        if str(task) not in self.datasets:
-                            self.datasets[str(task)] = read_dataset_info(self.cache_dir, group[0].dataset_key)
-                        for cell in group:
-                            done += 1
-                            self._cell(cell, dataset, trained, f"[{done}/{len(cells)}]")
-                            self._write_tables()
-        finally:
-            self.timings["total_seconds"] = time.perf_counter() - start
-            result = self._write_outputs()
-        return result
+            self._run_cells(cells)
+        except BaseException:
+            if self.rows:
+                self._write_outputs()
+            raise
+        return self._write_outputs()
+
+    def _run_cells(self, cells: list[Cell]) -> None:
+        from bench.training import read_meta
+
+        done = 0
+        for task in self.matrix.tasks:
+            dataset: Dataset | None = None
+            for detector in self.matrix.detectors:
+                for defense in self.matrix.defenses:
+                    group = [c for c in cells if (c.task, c.detector, c.defense) == (task, detector, defense)]
+                    key = group[0].model_key
+                    meta = read_meta(self.cache_dir, key)
+                    trained = None
+                    if meta is None or not all(self._cached(c) for c in group):
+                        if dataset is None:
+                            dataset = self._dataset(task)
+                        trained = self._model(task, detector, defense, dataset, key)
+                    else:  # every cell is cached: the stored metadata describes the model
+                        self.stats["models_cached"] += 1
+                        self.models[key] = self._model_row(task, detector, defense, key, meta, True, "")
+                    if str(task) not in self.datasets:
+                        self.datasets[str(task)] = read_dataset_info(self.cache_dir, group[0].dataset_key)
+                    for cell in group:
+                        done += 1
+                        self._cell(cell, dataset, trained, f"[{done}/{len(cells)}]")
+                        self._write_tables()
 
     def _dataset(self, task: Spec) -> Dataset:
         from bench.data import build_dataset
@@ -349,6 +357,7 @@ class Runner:
     def _write_outputs(self) -> RunResult:
         from bench.plots import plot_curves
 
+        self.timings["total_seconds"] = time.perf_counter() - self._start
         self._write_tables()
         table, samples, models = self._frames()
         if table["robust_accuracy"].notna().any():

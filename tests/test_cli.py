@@ -113,3 +113,20 @@ def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> No
     assert len(table) >= 2 and (table["error"].isna()).all()  # at least the first cell, both epsilons
     rerun = _cli(["run", "--matrix", "tiny.toml"], tmp_path)
     assert rerun.returncode == 0 and "from cache" in rerun.stdout
+
+
+def test_unreadable_image_is_refused_with_one_line(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96), dtype=np.uint8)).save(images / name)
+    (images / "d.png").write_bytes(b"not a png")
+    proc = _cli(["run", "--profile", "smoke", "--images", "imgs"], tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: cannot read image ") and "d.png" in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
