@@ -346,20 +346,20 @@ class Runner:
         models = pd.DataFrame(list(self.models.values()), columns=list(MODEL_COLUMNS))
         return conform(table, MATRIX_COLUMNS), conform(samples, SAMPLE_COLUMNS), conform(models, MODEL_COLUMNS)
 
-    def _write_tables(self) -> None:
+    def _write_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         table, samples, models = self._frames()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out_dir / "matrix.csv", table.to_csv(index=False))
         atomic_write(self.out_dir / "matrix.parquet", lambda f: table.to_parquet(f, index=False))
         atomic_write(self.out_dir / "samples.parquet", lambda f: samples.to_parquet(f, index=False))
         atomic_write_text(self.out_dir / "models.csv", models.to_csv(index=False))
+        return table, samples, models
 
     def _write_outputs(self) -> RunResult:
         from bench.plots import plot_curves
 
         self.timings["total_seconds"] = time.perf_counter() - self._start
-        self._write_tables()
-        table, samples, models = self._frames()
+        table, samples, models = self._write_tables()
         if table["robust_accuracy"].notna().any():
             plot_curves(table, self.out_dir / "curves")
         run_info = {
