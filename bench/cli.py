@@ -24,15 +24,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a matrix of task x detector x defence x attack x epsilon")
-    run.add_argument("--matrix", nargs="?", const="", default="", metavar="FILE",
-                     help="matrix TOML file (default: the built-in matrix of --profile)")  # fmt: skip
-    run.add_argument("--profile", default=None,
-                     help="built-in matrix to run (default, smoke); with FILE, the name of the output folder")  # fmt: skip
-    run.add_argument("--images", default=None, metavar="DIR",
-                     help="folder of your own pristine images (PNG, TIFF, JPEG, BMP, PGM) instead of the built-in photos")  # fmt: skip
-    run.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
-    run.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
-    run.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    zoo = sub.add_parser("zoo", help="train every detector on every task of a matrix; clean-accuracy table")
+    for cmd, default in ((run, "default"), (zoo, "zoo")):
+        cmd.add_argument("--matrix", nargs="?", const="", default="", metavar="FILE",
+                         help="matrix TOML file (default: the built-in matrix of --profile)")  # fmt: skip
+        cmd.add_argument("--profile", default=None,
+                         help=f"built-in matrix to run (default: {default}); with FILE, the name of the output folder")  # fmt: skip
+        cmd.add_argument("--images", default=None, metavar="DIR",
+                         help="folder of your own pristine images (PNG, TIFF, JPEG, BMP, PGM) instead of the built-in photos")  # fmt: skip
+        cmd.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+        cmd.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
+        cmd.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+        cmd.set_defaults(default_profile=default)
+    zoo.add_argument("--readme", default="README.md", metavar="FILE",
+                     help="copy the table into FILE between its zoo-table markers (default: README.md, if present)")  # fmt: skip
     ls = sub.add_parser("list", help="list registered tasks, detectors, defences, attacks and profiles")
     ls.add_argument("family", nargs="?", choices=["tasks", "detectors", "defenses", "attacks", "profiles"])
     return parser
@@ -56,17 +61,18 @@ def _list(family: str | None) -> None:
         for profile in builtin_profiles():
             from bench.matrix import builtin_matrix_path, load_matrix
 
-            print(f"  {profile:58s} {load_matrix(builtin_matrix_path(profile)).description}")
+            print(f"  {profile:58s} {load_matrix(builtin_matrix_path(profile), train_only=True).description}")
 
 
 def _run(args: argparse.Namespace) -> int:
     from bench.matrix import builtin_matrix_path, load_matrix
     from bench.runner import Runner
 
+    train_only = args.command == "zoo"
     if args.matrix:
-        matrix = load_matrix(args.matrix, profile=args.profile)
+        matrix = load_matrix(args.matrix, profile=args.profile, train_only=train_only)
     else:
-        matrix = load_matrix(builtin_matrix_path(args.profile or "default"))
+        matrix = load_matrix(builtin_matrix_path(args.profile or args.default_profile), train_only=train_only)
     start = time.perf_counter()
 
     def progress(message: str) -> None:
@@ -79,13 +85,29 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, terminate)
     runner = Runner(matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress)
     try:
+        if train_only:
+            return _zoo(runner, Path(args.readme))
         result = runner.run()
     except KeyboardInterrupt:
-        print(f"interrupted: {runner.stats['cells_computed'] + runner.stats['cells_cached']} finished cells are saved "
-              f"in {runner.out_dir} and the cache; rerun to continue", file=sys.stderr)  # fmt: skip
+        print(f"interrupted: {runner.stats['cells_computed'] + runner.stats['cells_cached']} finished cells and "
+              f"{runner.stats['models_trained']} trained models are saved in {runner.out_dir} and the cache; "
+              "rerun to continue", file=sys.stderr)  # fmt: skip
         return 130
     _summary(result)
     return 1 if result.stats["cells_failed"] else 0
+
+
+def _zoo(runner, readme: Path) -> int:  # noqa: ANN001 - Runner, imported lazily
+    from bench.zoo import run_zoo, update_readme, zoo_markdown
+
+    models = run_zoo(runner)
+    table = zoo_markdown(models)
+    print(table)
+    if readme.is_file() and update_readme(readme, table):
+        print(f"table written to {runner.out_dir / 'zoo.md'} and {readme}")
+    else:
+        print(f"table written to {runner.out_dir / 'zoo.md'} ({readme} has no zoo-table markers; left alone)")
+    return 1 if runner.stats["models_failed"] else 0
 
 
 def _summary(result) -> None:  # noqa: ANN001 - RunResult, imported lazily

@@ -72,9 +72,9 @@ class TrainingConfig:
     accuracy is kept (early stopping by selection, deterministic for a fixed seed).
     """
 
-    epochs: Annotated[int, at_least(1)] = 12
+    epochs: Annotated[int, at_least(1)] = 15
     batch_size: Annotated[int, at_least(1)] = 64
-    lr: Annotated[float, greater_than(0.0)] = 2e-3
+    lr: Annotated[float, greater_than(0.0)] = 1e-3
     weight_decay: Annotated[float, at_least(0.0)] = 0.0
     augment: bool = True
     max_train_patches: Annotated[int, at_least(0)] = 0  # 0: all; smoke profiles train on a subset

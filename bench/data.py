@@ -15,7 +15,7 @@ import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -154,8 +154,20 @@ def _code_digest() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def split_photos(names: list[str], config: DataConfig, seed: int) -> dict[str, list[str]]:
-    """Assign whole photographs to train/val/test with a seeded permutation of sorted names."""
+def split_photos(names: list[str], config: DataConfig, seed: int,
+                 labels: Mapping[str, int] | None = None) -> dict[str, list[str]]:  # fmt: skip
+    """Assign whole photographs to train/val/test with a seeded permutation of sorted names.
+
+    With ``labels`` (one class per photograph, e.g. camera models) the split is made within
+    each class, so every class has photographs in every split.
+    """
+    if labels is not None:
+        out: dict[str, list[str]] = {"test": [], "val": [], "train": []}
+        for label in sorted(set(labels.values())):
+            group = [n for n in names if labels[n] == label]
+            for split, part in split_photos(group, config, seed).items():
+                out[split] += part
+        return {k: sorted(v) for k, v in out.items()}
     names = sorted(names)
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     n_test = max(1, round(len(names) * config.test_fraction))
@@ -171,6 +183,12 @@ def split_photos(names: list[str], config: DataConfig, seed: int) -> dict[str, l
     }
 
 
+def is_colour(path: Path) -> bool:
+    """True when an image has colour (not grey stored in three channels)."""
+    rgb = load_image(path, 3).astype(np.int16)
+    return bool(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() > 2)
+
+
 def build_dataset(task_spec: Spec, source: ImageSource, config: DataConfig, seed: int, cache_dir: Path) -> Dataset:
     """Build (or load from the cache) the patch dataset of a task on a photograph source."""
     from bench.tasks import TASKS
@@ -179,50 +197,49 @@ def build_dataset(task_spec: Spec, source: ImageSource, config: DataConfig, seed
     path = cache_dir / "datasets" / f"{key}.npz"
     if path.is_file():
         return Dataset.load(key, path)
-    task = TASKS.create(task_spec)
     paths = dict(source.files)
-    splits = split_photos(list(paths), config, seed)
+    task = TASKS.create(task_spec, photos=tuple(paths))
+    if task.colour_only:
+        paths = {n: p for n, p in paths.items() if is_colour(p)}
+    splits = split_photos(list(paths), config, seed, task.photo_labels)
     out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("x", "y", "source", "location")}
     info: dict = {"task": str(task_spec), "images": source.label, "classes": list(task.classes), "splits": {}}
     for split, photos in splits.items():
         stride = config.train_stride if split == "train" else config.eval_stride
         cap = config.max_train_per_photo if split == "train" else config.max_eval_per_photo
         total_cap = config.max_train_locations if split == "train" else config.max_eval_locations
-        xs, names, locs = [], [], []
+        groups: list[tuple[str, tuple[int, int], list[tuple[int, np.ndarray]]]] = []
         dropped = candidates = 0
         for photo in photos:
-            image = load_image(paths[photo], task.channels)
-            variants = task.variants(image)
-            loc = _locations(variants, config.patch, stride, config.min_changed)
+            rng = np.random.default_rng([seed, zlib.crc32(photo.encode())])
+            examples = task.examples(photo, load_image(paths[photo], task.channels), rng)
+            loc = _locations([img for _, img in examples], config.patch, stride, config.min_changed)
             candidates += loc.n_candidates
             dropped += loc.n_candidates - len(loc.kept)
             kept = loc.kept
             if len(kept) > cap:
-                rng = np.random.default_rng([seed, zlib.crc32(photo.encode())])
                 kept = kept[np.sort(rng.choice(len(kept), cap, replace=False))]
+            p = config.patch
             for i, j in kept:
-                xs.append(np.stack([_chw(v[i : i + config.patch, j : j + config.patch]) for v in variants]))
-                names.append(photo)
-                locs.append((i, j))
-        if len(xs) > total_cap:
+                groups.append((photo, (i, j), [(label, _chw(img[i : i + p, j : j + p])) for label, img in examples]))
+        if len(groups) > total_cap:
             rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
-            pick = np.sort(rng.choice(len(xs), total_cap, replace=False))
-            xs, names, locs = [xs[k] for k in pick], [names[k] for k in pick], [locs[k] for k in pick]
-        if not xs:
+            groups = [groups[k] for k in np.sort(rng.choice(len(groups), total_cap, replace=False))]
+        if not groups:
             raise BenchError(f"data: no usable {config.patch}x{config.patch} patches in the {split} photographs {photos}")
-        k = len(task.classes)
-        # Every location gives one patch per class (the same content, differently processed),
-        # so a detector must find the processing traces rather than the content.
-        out["x"][split] = np.concatenate(xs)
-        out["y"][split] = np.tile(np.arange(k, dtype=np.int64), len(xs))
-        out["source"][split] = np.repeat(np.array(names), k)
-        out["location"][split] = np.repeat(np.array(locs, dtype=np.int32), k, axis=0)
+        # A manipulation task gives one patch per class at every location (the same scene,
+        # differently processed), so a detector must find the processing traces, not the content.
+        out["x"][split] = np.stack([patch for _, _, ex in groups for _, patch in ex])
+        out["y"][split] = np.array([label for _, _, ex in groups for label, _ in ex], dtype=np.int64)
+        out["source"][split] = np.array([photo for photo, _, ex in groups for _ in ex])
+        out["location"][split] = np.array([loc for _, loc, ex in groups for _ in ex], dtype=np.int32)
         info["splits"][split] = {
             "photos": photos,
-            "locations": len(xs),
+            "locations": len(groups),
             "patches": int(len(out["y"][split])),
             "candidate_locations": candidates,
             "dropped_unchanged": dropped,
+            "class_counts": np.bincount(out["y"][split], minlength=len(task.classes)).tolist(),
         }
     dataset = Dataset(key, info=info, **out)
     dataset.save(path)
@@ -235,16 +252,17 @@ class _Locations:
     n_candidates: int
 
 
-def _locations(variants: list[np.ndarray], patch: int, stride: int, min_changed: float) -> _Locations:
-    """Grid locations whose manipulated versions differ from the first variant enough."""
-    h, w = variants[0].shape[:2]
+def _locations(versions: list[np.ndarray], patch: int, stride: int, min_changed: float) -> _Locations:
+    """Grid locations inside every version where each version differs from the first enough."""
+    h = min(v.shape[0] for v in versions)
+    w = min(v.shape[1] for v in versions)
     grid = np.array([(i, j) for i in range(0, h - patch + 1, stride) for j in range(0, w - patch + 1, stride)], dtype=np.int64)
     if len(grid) == 0:
         return _Locations(grid.reshape(0, 2), 0)
-    base = variants[0]
+    base = versions[0][:h, :w]
     keep = np.ones(len(grid), dtype=bool)
-    for other in variants[1:]:
-        changed = base != other
+    for other in versions[1:]:
+        changed = base != other[:h, :w]
         if changed.ndim == 3:
             changed = changed.any(axis=2)
         # summed-area table: share of changed pixels in every patch in O(1) each

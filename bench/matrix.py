@@ -21,6 +21,7 @@ from bench.registry import Registry, Spec
 
 REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
 OPTIONAL = ("profile", "description", "data", "training")
+ATTACK_KEYS = ("attacks", "epsilons_255")
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -71,8 +72,11 @@ def builtin_matrix_path(profile: str) -> Path:
     return Path(str(resources.files("bench.matrices") / f"{profile}.toml"))
 
 
-def load_matrix(path: str | Path, profile: str | None = None) -> Matrix:
-    """Read and validate a matrix file; ``profile`` overrides its output name."""
+def load_matrix(path: str | Path, profile: str | None = None, *, train_only: bool = False) -> Matrix:
+    """Read and validate a matrix file; ``profile`` overrides its output name.
+
+    ``train_only`` (the zoo command) makes ``attacks`` and ``epsilons_255`` optional.
+    """
     path = Path(path)
     where = path.name
     try:
@@ -86,10 +90,10 @@ def load_matrix(path: str | Path, profile: str | None = None) -> Matrix:
     if profile is not None:
         doc["profile"] = profile
     doc.setdefault("profile", path.stem)
-    return parse_matrix(doc, where)
+    return parse_matrix(doc, where, train_only=train_only)
 
 
-def parse_matrix(doc: dict[str, Any], where: str = "matrix") -> Matrix:
+def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool = False) -> Matrix:
     """Validate a matrix given as a dict (the parsed TOML)."""
     from bench.attacks import ATTACKS
     from bench.tasks import TASKS
@@ -99,9 +103,10 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix") -> Matrix:
     for key in doc:
         if key not in REQUIRED + OPTIONAL:
             raise BenchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(REQUIRED + OPTIONAL)}")
-    for key in REQUIRED:
+    required = tuple(k for k in REQUIRED if not (train_only and k in ATTACK_KEYS))
+    for key in required:
         if key not in doc:
-            raise BenchError(f"{where}: missing key {key!r}; required keys: {', '.join(REQUIRED)}")
+            raise BenchError(f"{where}: missing key {key!r}; required keys: {', '.join(required)}")
     profile = doc.get("profile", "custom")
     if not isinstance(profile, str) or not _PROFILE_RE.match(profile):
         raise BenchError(f"{where}: profile {profile!r} is not allowed; use letters, digits, '.', '_' and '-'")
@@ -113,8 +118,8 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix") -> Matrix:
     tasks = _specs(doc["tasks"], TASKS, f"{where}: tasks")
     detectors = _specs(doc["detectors"], DETECTORS, f"{where}: detectors")
     defenses = _specs(doc["defenses"], DEFENSES, f"{where}: defenses")
-    attacks = _specs(doc["attacks"], ATTACKS, f"{where}: attacks")
-    epsilons = _epsilons(doc["epsilons_255"], f"{where}: epsilons_255")
+    attacks = _specs(doc["attacks"], ATTACKS, f"{where}: attacks") if "attacks" in doc else ()
+    epsilons = _epsilons(doc["epsilons_255"], f"{where}: epsilons_255") if "epsilons_255" in doc else ()
     for task in tasks:
         channels = TASKS.entry(task.name).info.channels
         for det in detectors:

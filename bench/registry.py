@@ -157,7 +157,7 @@ class Entry(Generic[T]):
     factory: Callable[..., T]
     info: Any
     params: tuple[Param, ...]
-    context: tuple[str, ...]
+    context: tuple[str, ...]  # the registry's context arguments this factory accepts
 
     @property
     def source_digest(self) -> str:
@@ -193,7 +193,8 @@ class Registry(Generic[T]):
                 raise ValueError(f"invalid {self.family} name {name!r}")
             if name in self._entries:
                 raise ValueError(f"duplicate {self.family} name {name!r}")
-            self._entries[name] = Entry(name, factory, info, _params_of(factory, self.context), self.context)
+            accepted = tuple(c for c in self.context if c in inspect.signature(factory).parameters)
+            self._entries[name] = Entry(name, factory, info, _params_of(factory, self.context), accepted)
             return factory
 
         return decorate

@@ -40,20 +40,35 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One attack sweep on one trained detector x defence."""
+class ModelJob:
+    """One detector trained under one defence on one task's dataset."""
 
     task: Spec
     detector: Spec
     defense: Spec
-    attack: Spec
     dataset_key: str
-    model_key: str
     key: str
 
     @property
     def label(self) -> str:
-        return f"{self.task} | {self.detector} | {self.defense} | {self.attack}"
+        return f"{self.task} | {self.detector} | {self.defense}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One attack sweep on one trained detector x defence."""
+
+    model: ModelJob
+    attack: Spec
+    key: str
+
+    @property
+    def model_key(self) -> str:
+        return self.model.key
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.label} | {self.attack}"
 
 
 @dataclass
@@ -89,19 +104,27 @@ def cell_key(model_key: str, attack: Spec, matrix: Matrix) -> str:
     )
 
 
-def plan(matrix: Matrix, source: ImageSource) -> list[Cell]:
-    """Every cell of the matrix with its keys; nothing is computed."""
+def plan_models(matrix: Matrix, source: ImageSource) -> list[ModelJob]:
+    """Every trained model the matrix needs, with its keys; nothing is computed."""
     from bench.training import model_key
 
-    cells = []
+    jobs = []
     for task in matrix.tasks:
         dkey = dataset_key(task, source, matrix.data, matrix.seed)
         for detector in matrix.detectors:
             for defense in matrix.defenses:
-                mkey = model_key(dkey, detector, defense, matrix.training, matrix.seed)
-                for attack in matrix.attacks:
-                    cells.append(Cell(task, detector, defense, attack, dkey, mkey, cell_key(mkey, attack, matrix)))
-    return cells
+                key = model_key(dkey, detector, defense, matrix.training, matrix.seed)
+                jobs.append(ModelJob(task, detector, defense, dkey, key))
+    return jobs
+
+
+def plan(matrix: Matrix, source: ImageSource) -> list[Cell]:
+    """Every cell of the matrix with its keys; nothing is computed."""
+    return [
+        Cell(job, attack, cell_key(job.key, attack, matrix))
+        for job in plan_models(matrix, source)
+        for attack in matrix.attacks
+    ]
 
 
 def test_subset(dataset: Dataset, n: int, seed: int) -> np.ndarray:
@@ -127,8 +150,9 @@ def cell_tables(cell: Cell, result: AttackResult, indices: np.ndarray, sources: 
         robust = result.adv_correct[k]
         flipped = clean & ~robust
         robust_acc, low, high = rate(robust)
+        job = cell.model
         rows.append({
-            "task": str(cell.task), "detector": str(cell.detector), "defense": str(cell.defense),
+            "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
             "attack": str(cell.attack), "library": info.library, "norm": info.norm,
             "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)), "n": len(robust),
             "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
@@ -140,7 +164,7 @@ def cell_tables(cell: Cell, result: AttackResult, indices: np.ndarray, sources: 
             "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
         })  # fmt: skip
         samples.append(pd.DataFrame({
-            "task": str(cell.task), "detector": str(cell.detector), "defense": str(cell.defense),
+            "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
             "attack": str(cell.attack), "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)),
             "sample": indices, "source": sources, "label": result.y, "clean_pred": result.clean_pred,
             "adv_pred": result.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
@@ -170,8 +194,8 @@ def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
     info = ATTACKS.entry(cell.attack.name).info
     nan = float("nan")
     rows = [
-        {**{c: nan for c in MATRIX_COLUMNS}, "task": str(cell.task), "detector": str(cell.detector),
-         "defense": str(cell.defense), "attack": str(cell.attack), "library": info.library, "norm": info.norm,
+        {**{c: nan for c in MATRIX_COLUMNS}, "task": str(cell.model.task), "detector": str(cell.model.detector),
+         "defense": str(cell.model.defense), "attack": str(cell.attack), "library": info.library, "norm": info.norm,
          "epsilon": e / 255.0, "epsilon_255": e, "n": 0, "attacked": 0, "seed": matrix.seed,
          "cell": cell.key, "model": cell.model_key, "error": message}  # fmt: skip
         for e in matrix.epsilons_255
@@ -226,46 +250,51 @@ class Runner:
         Nothing is written under the results folder before the first cell finishes; on an
         interruption or error the outputs of every finished cell are written before re-raising.
         """
+        cells = plan(self.matrix, self.source)
+        self.stats["cells"] = len(cells)
+        self.progress(f"{len(cells)} cells -> {self.out_dir}")
+        self._execute(cells)
+        return self._write_outputs()
+
+    def train(self) -> pd.DataFrame:
+        """Only train (or fetch from the cache) every model of the matrix; return the models table."""
+        self._execute([])
+        return self._frames()[2]
+
+    def _execute(self, cells: list[Cell]) -> None:
         import torch
 
         torch.use_deterministic_algorithms(True, warn_only=True)
         self._start = time.perf_counter()
-        cells = plan(self.matrix, self.source)
-        self.stats["cells"] = len(cells)
-        self.progress(f"{len(cells)} cells -> {self.out_dir}")
         try:
-            self._run_cells(cells)
+            self._run_jobs(cells)
         except BaseException:
             if self.rows:
                 self._write_outputs()
             raise
-        return self._write_outputs()
 
-    def _run_cells(self, cells: list[Cell]) -> None:
+    def _run_jobs(self, cells: list[Cell]) -> None:
         from bench.training import read_meta
 
+        datasets: dict[Spec, Dataset] = {}
         done = 0
-        for task in self.matrix.tasks:
-            dataset: Dataset | None = None
-            for detector in self.matrix.detectors:
-                for defense in self.matrix.defenses:
-                    group = [c for c in cells if (c.task, c.detector, c.defense) == (task, detector, defense)]
-                    key = group[0].model_key
-                    meta = read_meta(self.cache_dir, key)
-                    trained = None
-                    if meta is None or not all(self._cached(c) for c in group):
-                        if dataset is None:
-                            dataset = self._dataset(task)
-                        trained = self._model(task, detector, defense, dataset, key)
-                    else:  # every cell is cached: the stored metadata describes the model
-                        self.stats["models_cached"] += 1
-                        self.models[key] = self._model_row(task, detector, defense, key, meta, True, "")
-                    if str(task) not in self.datasets:
-                        self.datasets[str(task)] = read_dataset_info(self.cache_dir, group[0].dataset_key)
-                    for cell in group:
-                        done += 1
-                        self._cell(cell, dataset, trained, f"[{done}/{len(cells)}]")
-                        self._write_tables()
+        for job in plan_models(self.matrix, self.source):
+            group = [c for c in cells if c.model == job]
+            meta = read_meta(self.cache_dir, job.key)
+            trained = None
+            if meta is None or not all(self._cached(c) for c in group):
+                if job.task not in datasets:
+                    datasets = {job.task: self._dataset(job.task)}  # one task's patches in memory at a time
+                trained = self._model(job, datasets[job.task])
+            else:  # the model and every cell of it are cached: its stored metadata describes it
+                self.stats["models_cached"] += 1
+                self.models[job.key] = self._model_row(job, meta, True, "")
+            if str(job.task) not in self.datasets:
+                self.datasets[str(job.task)] = read_dataset_info(self.cache_dir, job.dataset_key)
+            for cell in group:
+                done += 1
+                self._cell(cell, datasets.get(job.task), trained, f"[{done}/{len(cells)}]")
+                self._write_tables()
 
     def _dataset(self, task: Spec) -> Dataset:
         from bench.data import build_dataset
@@ -277,39 +306,37 @@ class Runner:
         self.progress(f"dataset {task} on {self.source.label}: {sizes}")
         return dataset
 
-    def _model(self, task: Spec, detector: Spec, defense: Spec, dataset: Dataset, key: str) -> TrainedModel | None:
+    def _model(self, job: ModelJob, dataset: Dataset) -> TrainedModel | None:
         from bench.training import read_meta, train_or_load
 
-        label = f"{task} | {detector} | {defense}"
-        self.progress(f"model {label}: {'training' if read_meta(self.cache_dir, key) is None else 'cached'}")
+        self.progress(f"model {job.label}: {'training' if read_meta(self.cache_dir, job.key) is None else 'cached'}")
         try:
-            trained = train_or_load(dataset, detector, defense, self.matrix.training, self.matrix.seed, self.cache_dir,
-                                    log=lambda m: self.progress(f"  {label}: {m}"))  # fmt: skip
+            trained = train_or_load(dataset, job.detector, job.defense, self.matrix.training, self.matrix.seed,
+                                    self.cache_dir, log=lambda m: self.progress(f"  {job.label}: {m}"))  # fmt: skip
         except Exception as err:  # a failed model fails its cells, not the run
             self.stats["models_failed"] += 1
-            self.models[key] = self._model_row(task, detector, defense, key, None, False, _describe(err))
-            self.progress(f"model {label}: FAILED {_describe(err)}")
+            self.models[job.key] = self._model_row(job, None, False, _describe(err))
+            self.progress(f"model {job.label}: FAILED {_describe(err)}")
             return None
         meta = trained.meta
         self.stats["models_cached" if trained.from_cache else "models_trained"] += 1
-        self.models[key] = self._model_row(task, detector, defense, key, meta, trained.from_cache, "")
-        self.progress(f"model {label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
+        self.models[job.key] = self._model_row(job, meta, trained.from_cache, "")
+        self.progress(f"model {job.label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
                       f"trained in {meta.seconds:.0f}s")  # fmt: skip
         return trained
 
     @staticmethod
-    def _model_row(task: Spec, detector: Spec, defense: Spec, key: str, meta: ModelMeta | None,
-                   from_cache: bool, error: str) -> dict:  # fmt: skip
-        row = {"task": str(task), "detector": str(detector), "defense": str(defense), "model": key,
+    def _model_row(job: ModelJob, meta: ModelMeta | None, from_cache: bool, error: str) -> dict:
+        row = {"task": str(job.task), "detector": str(job.detector), "defense": str(job.defense), "model": job.key,
                "from_cache": from_cache, "error": error}  # fmt: skip
         if meta is None:
             nan = float("nan")
             return {**row, "test_accuracy": nan, "test_accuracy_low": nan, "test_accuracy_high": nan, "test_n": 0,
-                    "val_accuracy": nan, "epochs": 0, "train_seconds": nan}  # fmt: skip
+                    "val_accuracy": nan, "parameters": 0, "epochs": 0, "train_seconds": nan}  # fmt: skip
         low, high = wilson(round(meta.test_accuracy * meta.test_n), meta.test_n)
         return {**row, "test_accuracy": meta.test_accuracy, "test_accuracy_low": low, "test_accuracy_high": high,
-                "test_n": meta.test_n, "val_accuracy": meta.val_accuracy, "epochs": len(meta.history),
-                "train_seconds": meta.seconds}  # fmt: skip
+                "test_n": meta.test_n, "val_accuracy": meta.val_accuracy, "parameters": meta.parameters,
+                "epochs": len(meta.history), "train_seconds": meta.seconds}  # fmt: skip
 
     def _cell(self, cell: Cell, dataset: Dataset | None, trained: TrainedModel | None, counter: str) -> None:
         if self._cached(cell):

@@ -63,6 +63,7 @@ MODEL_COLUMNS: dict[str, str] = {
     "test_accuracy_high": "float64",
     "test_n": "int64",
     "val_accuracy": "float64",
+    "parameters": "int64",  # trainable parameters
     "epochs": "int64",
     "train_seconds": "float64",
     "from_cache": "bool",

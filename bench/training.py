@@ -33,6 +33,7 @@ class ModelMeta:
     val_accuracy: float
     test_accuracy: float  # on the whole held-out test split
     test_n: int
+    parameters: int  # trainable parameters
 
 
 @dataclass(frozen=True)
@@ -195,4 +196,5 @@ def train(
     model.load_state_dict(best_state)
     model.eval()
     test_x, test_y = dataset.floats("test"), dataset.y["test"]
-    return model, ModelMeta(history, seconds, best_val, accuracy(model, test_x, test_y), len(test_y))
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return model, ModelMeta(history, seconds, best_val, accuracy(model, test_x, test_y), len(test_y), parameters)

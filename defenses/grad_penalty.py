@@ -41,6 +41,6 @@ class GradientNormPenalty(Defense):
         "forensics', IEICE Trans. Inf. & Syst. E101-D(12), 2018; Ross & Doshi-Velez, AAAI 2018",
     ),
 )
-def grad_penalty(*, lambda_: Annotated[float, at_least(0.0)] = 0.05) -> Defense:
+def grad_penalty(*, lambda_: Annotated[float, at_least(0.0)] = 0.01) -> Defense:
     """The seed paper's gradient-norm regulariser."""
     return GradientNormPenalty(lambda_)

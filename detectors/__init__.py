@@ -27,12 +27,13 @@ class DetectorInfo:
     description: str
     reference: str
     input_size: int = 64
-    channels: tuple[int, ...] = (1,)
+    channels: tuple[int, ...] = (1, 3)
+    parameters: int = 0  # trainable parameters at the default settings, 1 channel, 2 classes (checked by a test)
 
 
 DETECTORS: Registry[Any] = Registry(
     "detector",
-    modules=("detectors.bayar", "detectors.srm"),
+    modules=("detectors.bayar", "detectors.srm", "detectors.mfr", "detectors.bondi", "detectors.plain"),
     group="forensic_bench.detectors",
     context=("in_channels", "num_classes"),
 )

@@ -46,21 +46,27 @@ class FixedFilters(nn.Module):
 
 
 class Truncate(nn.Module):
-    """Residuals in 8-bit units, softly truncated: ``T * tanh(255 * r / T)``.
+    """Residuals in 8-bit units, truncated at ``threshold``: softly ``T * tanh(255 r / T)`` or hard.
 
     Truncation keeps the detector on small residuals, where manipulation traces live, rather
-    than on strong edges (the truncated linear unit of SRM/steganalysis). The tanh form keeps a
-    non-zero gradient everywhere, so it does not mask the gradients attacks rely on.
+    than on strong edges (the truncated linear unit of SRM/steganalysis). The soft (tanh) form
+    keeps a non-zero gradient everywhere; the hard form (``hard=True``, a hard tanh) has zero
+    gradient beyond the threshold and so masks part of the gradient attacks rely on.
     ``threshold <= 0`` disables truncation (residuals are only rescaled to 8-bit units).
     """
 
-    def __init__(self, threshold: float) -> None:
+    def __init__(self, threshold: float, hard: bool = False) -> None:
         super().__init__()
         self.threshold = threshold
+        self.hard = hard
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = 255.0 * x
-        return self.threshold * torch.tanh(x / self.threshold) if self.threshold > 0 else x
+        if self.threshold <= 0:
+            return x
+        if self.hard:
+            return nn.functional.hardtanh(x, -self.threshold, self.threshold)
+        return self.threshold * torch.tanh(x / self.threshold)
 
 
 def small_cnn(in_channels: int, width: int, num_classes: int) -> nn.Sequential:
@@ -73,3 +79,43 @@ def small_cnn(in_channels: int, width: int, num_classes: int) -> nn.Sequential:
             layers.append(nn.MaxPool2d(2))
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], num_classes)]
     return nn.Sequential(*layers)
+
+
+class MedianResidual(nn.Module):
+    """Median filtering residual of Chen et al. (2015): ``median_k(x) - x`` per channel.
+
+    Computed in float inside the model (reflect padding, k x k window), so the gradient reaches
+    the input: through ``-x`` everywhere and through the pixel the median selects.
+    """
+
+    def __init__(self, size: int = 3) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.size // 2
+        padded = nn.functional.pad(x, (p, p, p, p), mode="reflect")
+        windows = padded.unfold(2, self.size, 1).unfold(3, self.size, 1)  # N, C, H, W, k, k
+        return windows.flatten(-2).median(dim=-1).values - x
+
+
+def conv_bn_tanh_pool(cin: int, cout: int, kernel: int, stride: int = 1, pool: str = "max") -> list[nn.Module]:
+    """MISLnet block: convolution, batch norm, tanh, 3x3 pooling with stride 2."""
+    pooling = nn.MaxPool2d(3, 2) if pool == "max" else nn.AvgPool2d(3, 2)
+    return [nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2), nn.BatchNorm2d(cout), nn.Tanh(), pooling]
+
+
+def scaled(width: int, scale: float) -> int:
+    """A channel width scaled down for CPU training (at least 4)."""
+    return max(4, round(width * scale))
+
+
+class Affine(nn.Module):
+    """Fixed input scaling ``a * x + b`` (e.g. [0, 1] to [-1, 1])."""
+
+    def __init__(self, a: float, b: float) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a * x + self.b

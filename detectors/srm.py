@@ -14,20 +14,22 @@ if TYPE_CHECKING:
 @register_detector(
     "srm",
     info=DetectorInfo(
-        "fixed SRM high-pass filters (KV 5x5/12, KB 3x3/4, second-order [1,-2,1]/2) + truncation + small CNN",
+        "fixed SRM high-pass filters (KV 5x5/12, KB 3x3/4, second-order [1,-2,1]/2), truncation (soft or hard tanh), small CNN",
         reference="Fridrich & Kodovsky, 'Rich models for steganalysis of digital images', IEEE TIFS 7(3), 2012; "
         "Zhou et al., 'Learning rich features for image manipulation detection', CVPR 2018",
         channels=(1, 3),
+        parameters=60994,
     ),
 )
 def srm(
     *,
+    hard: bool = False,
     truncate: Annotated[float, at_least(0.0)] = 3.0,
     width: Annotated[int, at_least(1)] = 16,
     in_channels: int = 1,
     num_classes: int = 2,
 ) -> nn.Module:
-    """Three fixed SRM residual filters, soft truncation, then a small CNN."""
+    """Three fixed SRM residual filters, truncation (soft tanh, or hard with ``hard=true``), a small CNN."""
     import torch
     from torch import nn
 
@@ -42,4 +44,4 @@ def srm(
     second = torch.zeros(5, 5)
     second[2, 1:4] = torch.tensor([1.0, -2.0, 1.0]) / 2.0
     front = FixedFilters(torch.stack([kv, kb, second]), in_channels)
-    return nn.Sequential(front, Truncate(truncate), small_cnn(3, width, num_classes))
+    return nn.Sequential(front, Truncate(truncate, hard), small_cnn(3, width, num_classes))

@@ -25,7 +25,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 BAD_MATRICES = {
     "unknown detector": (GOOD.replace('["bayar"]', '["bayar", "resnet"]'),
-                         "detectors[1]: unknown detector 'resnet'; allowed: bayar, srm"),
+                         "detectors[1]: unknown detector 'resnet'; allowed: bayar, bondi, mfr, plain, srm"),
     "negative epsilon": (GOOD.replace("[1, 2]", "[1, -2]"),
                          "epsilons_255[1]: -2 is not allowed; epsilons are numbers > 0 and <= 255"),
     "missing key": (GOOD.replace('attacks = ["art.fgsm"]\n', ""), "missing key 'attacks'; required keys: seed"),
@@ -58,7 +58,7 @@ def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     ("args", "expected"),
     [
         (["run", "--matrix", "missing.toml"], "--matrix missing.toml: no such file"),
-        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, grad-penalty-sweep, smoke"),
+        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, grad-penalty-sweep, smoke, zoo"),
         (["run", "--profile", "smoke", "--images", "nodir"], "--images nodir: not a directory"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -106,7 +106,7 @@ def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> No
             break
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "finished cells are saved" in err and "Traceback" not in err
+    assert "finished cells and 1 trained models are saved" in err and "Traceback" not in err
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "results" / "tiny" / "matrix.csv")

@@ -67,9 +67,9 @@ def test_srm_front_end_is_the_fixed_srm_kernels() -> None:
     assert all(k.sum().abs() < 1e-6 for k in kernels)  # high-pass: flat images give zero residual
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["bayar", "srm"])
 def test_detector_beats_chance_by_a_wide_margin(smoke_models: dict, name: str) -> None:
-    """Even the short smoke training is far above 50% on the held-out photographs."""
+    """Even the short smoke training is far above 50% on the held-out photographs (the smoke profile's detectors)."""
     meta = smoke_models[name].meta
     assert meta.test_n > 400
     assert meta.test_accuracy >= 0.70, meta

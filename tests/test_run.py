@@ -162,5 +162,5 @@ def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
     c = {c.label: c.key for c in plan(parse_matrix(_tiny(epsilons_255=[1, 2])), source)}
     assert set(a.values()).isdisjoint(c.values())
     m = parse_matrix(_tiny())
-    d = plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=1e-3)), source)
+    d = plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=5e-4)), source)
     assert {x.model_key for x in d}.isdisjoint({x.model_key for x in plan(m, source)})
