@@ -55,7 +55,9 @@ def _list(family: str | None) -> None:
             print(f"{name}:")
             for entry_name in registry.names():
                 spec = registry.resolve(entry_name)
-                print(f"  {str(spec):58s} {registry.entry(entry_name).info.description}")
+                info = registry.entry(entry_name).info
+                extra = f" [{info.parameters:,} parameters at 1 channel, 2 classes]" if name == "detectors" else ""
+                print(f"  {str(spec):58s} {info.description}{extra}")
     if family in (None, "profiles"):
         print("profiles:")
         for profile in builtin_profiles():

@@ -28,12 +28,35 @@ def run_zoo(runner: Runner) -> pd.DataFrame:
     out = runner.out_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "models.csv", models.to_csv(index=False))
+    atomic_write_text(out / "per_photo.csv", per_photo_accuracy(runner).to_csv(index=False))
     atomic_write_text(out / "zoo.md", zoo_markdown(models) + "\n")
     info = {"profile": runner.matrix.profile, "versions": versions(), "configuration": runner.matrix.to_dict(),
             "images": {"source": runner.source.label, "files": len(runner.source.files)},
             "datasets": runner.datasets, "stats": runner.stats}  # fmt: skip
     atomic_write_text(out / "run.json", json.dumps(info, indent=2, default=str) + "\n")
     return models
+
+
+def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
+    """Clean test accuracy of every cached model on each test photograph (where the errors are)."""
+    from bench.attacks.base import predict
+    from bench.data import build_dataset
+    from bench.runner import plan_models
+    from bench.training import train_or_load
+
+    m = runner.matrix
+    rows, datasets = [], {}
+    for job in plan_models(m, runner.source):
+        if job.task not in datasets:
+            datasets = {job.task: build_dataset(job.task, runner.source, m.data, m.seed, runner.cache_dir)}
+        ds = datasets[job.task]
+        trained = train_or_load(ds, job.detector, job.defense, m.training, m.seed, runner.cache_dir)
+        correct = predict(trained.model, ds.floats("test")) == ds.y["test"]
+        for photo in sorted(set(ds.source["test"])):
+            mask = ds.source["test"] == photo
+            rows.append({"task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
+                         "photo": photo, "n": int(mask.sum()), "accuracy": float(correct[mask].mean())})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _short(name: str) -> str:
