@@ -18,6 +18,7 @@ import fnmatch
 import hashlib
 import importlib
 import inspect
+import pkgutil
 import re
 import typing
 from dataclasses import dataclass, field
@@ -172,14 +173,17 @@ class Registry(Generic[T]):
 
     Args:
         family: singular noun used in messages ("detector").
-        modules: built-in modules that register entries when imported (imported lazily).
+        modules: built-in modules that register entries when imported (imported lazily), or
+            the name of a package: then every module in it whose name does not start with an
+            underscore, so a new built-in entry is one file dropped into the package.
+            Helper modules (``_layers.py``) start with an underscore.
         group: entry-point group through which third-party packages add entries.
         context: keyword-only factory arguments supplied by the harness rather than the user
             (for detectors: the task's channels and number of classes); they are not parameters.
     """
 
     family: str
-    modules: tuple[str, ...]
+    modules: tuple[str, ...] | str
     group: str
     context: tuple[str, ...] = ()
     _entries: dict[str, Entry[T]] = field(default_factory=dict)
@@ -207,10 +211,32 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        for module in self.modules:
+        for module in self.builtin_modules():
             importlib.import_module(module)
         for ep in entry_points(group=self.group):
             ep.load()
+
+    def builtin_modules(self) -> tuple[str, ...]:
+        """The modules whose import registers the built-in entries."""
+        if isinstance(self.modules, tuple):
+            return self.modules
+        package = importlib.import_module(self.modules)
+        found = pkgutil.iter_modules(package.__path__, prefix=f"{self.modules}.")
+        return tuple(sorted(m.name for m in found if not m.name.rpartition(".")[2].startswith("_")))
+
+    def shared_files(self) -> list[Path]:
+        """Source files of the built-in package(s) that define no entry: the shared code.
+
+        Part of every cache key that uses an entry of this family, beside the entry's own file
+        (:attr:`Entry.source_digest`); so adding or editing one entry's file never invalidates
+        the cached results of the others, while editing shared code (a base class, helper
+        layers, the package ``__init__``) invalidates them all. An entry that borrows code from
+        another entry's file should have it moved to a shared ``_helper.py`` instead.
+        """
+        self._load()
+        own = {Path(p).resolve() for e in self._entries.values() if (p := inspect.getsourcefile(e.factory))}
+        folders = {Path(importlib.import_module(m).__file__).resolve().parent for m in self.builtin_modules()}
+        return sorted(f for d in folders for f in d.glob("*.py") if f.resolve() not in own)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a glob pattern."""

@@ -83,7 +83,10 @@ class RunResult:
 
 
 def _attack_code_digest() -> str:
-    return files_digest(sorted((Path(__file__).parent / "attacks").glob("*.py")) + [Path(__file__)])
+    """The runner and the attack code every entry shares (each entry's own file is hashed apart)."""
+    from bench.attacks import ATTACKS
+
+    return files_digest([Path(__file__), *ATTACKS.shared_files()])
 
 
 def cell_key(model_key: str, attack: Spec, matrix: Matrix) -> str:

@@ -59,13 +59,12 @@ def read_meta(cache_dir: Path, key: str) -> ModelMeta | None:
 
 
 def _code_digest() -> str:
-    import defenses
-    import detectors
+    """The trainer and the detector/defence code every entry shares (each entry's own file is
+    hashed separately, so adding an entry keeps every other cached model valid)."""
+    from defenses import DEFENSES
+    from detectors import DETECTORS
 
-    files = [Path(__file__)]
-    for package in (detectors, defenses):
-        files += sorted(Path(package.__file__).parent.glob("*.py"))
-    return files_digest(files)
+    return files_digest([Path(__file__), *DETECTORS.shared_files(), *DEFENSES.shared_files()])
 
 
 def model_key(dataset_key: str, detector: Spec, defense: Spec, config: TrainingConfig, seed: int) -> str:

@@ -35,7 +35,7 @@ class Defense(abc.ABC):
 
 
 DEFENSES: Registry[Defense] = Registry(
-    "defense", modules=("defenses.none", "defenses.grad_penalty"), group="forensic_bench.defenses"
+    "defense", modules="defenses", group="forensic_bench.defenses"
 )
 register_defense = DEFENSES.register
 create_defense = DEFENSES.create

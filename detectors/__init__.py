@@ -33,7 +33,7 @@ class DetectorInfo:
 
 DETECTORS: Registry[Any] = Registry(
     "detector",
-    modules=("detectors.bayar", "detectors.srm", "detectors.mfr", "detectors.bondi", "detectors.plain"),
+    modules="detectors",
     group="forensic_bench.detectors",
     context=("in_channels", "num_classes"),
 )

@@ -37,7 +37,7 @@ def bayar(
     """
     from torch import nn
 
-    from detectors.layers import BayarConv2d, Truncate, conv_bn_tanh_pool, scaled
+    from detectors._layers import BayarConv2d, Truncate, conv_bn_tanh_pool, scaled
 
     c2, c3, c4, c5, fc = (scaled(w, scale) for w in (96, 64, 64, 128, 200))
     return nn.Sequential(

@@ -30,7 +30,7 @@ def bondi(
     """The Bondi et al. architecture on 64x64 patches (inputs centred to [-1, 1])."""
     from torch import nn
 
-    from detectors.layers import Affine, scaled
+    from detectors._layers import Affine, scaled
 
     c1, c2, c3, c4, fc = (scaled(w, scale) for w in (32, 48, 64, 128, 128))
     return nn.Sequential(

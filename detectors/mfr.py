@@ -31,7 +31,7 @@ def mfr(
     """MFR front end, soft truncation in 8-bit units, slim CNN."""
     from torch import nn
 
-    from detectors.layers import MedianResidual, Truncate
+    from detectors._layers import MedianResidual, Truncate
 
     return nn.Sequential(
         MedianResidual(3),

@@ -26,6 +26,6 @@ def plain(
     num_classes: int = 2,
 ) -> nn.Module:
     """Four conv-BN-ReLU blocks on the raw image."""
-    from detectors.layers import small_cnn
+    from detectors._layers import small_cnn
 
     return small_cnn(in_channels, width, num_classes)

@@ -33,7 +33,7 @@ def srm(
     import torch
     from torch import nn
 
-    from detectors.layers import FixedFilters, Truncate, small_cnn
+    from detectors._layers import FixedFilters, Truncate, small_cnn
 
     kv = torch.tensor(
         [[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]],

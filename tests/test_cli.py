@@ -95,7 +95,7 @@ def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> No
     import signal
 
     (tmp_path / "tiny.toml").write_text(
-        GOOD.replace('["bayar"]', '["srm[width=4]"]').replace('["art.fgsm"]', '["art.fgsm", "art.pgd[steps=300]", "foolbox.pgd[steps=300]"]')
+        GOOD.replace('["bayar"]', '["srm[width=4]"]').replace('["art.fgsm"]', '["art.fgsm", "art.pgd[steps=100]", "foolbox.pgd[steps=100]"]')
         + "[training]\nepochs = 1\nmax_train_patches = 256\n"
     )
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--matrix", "tiny.toml"], cwd=tmp_path,

@@ -25,7 +25,7 @@ def test_detector_maps_images_to_logits_with_input_gradients(name: str, channels
 
 
 def _bayar_layer(model: torch.nn.Module) -> torch.nn.Conv2d:
-    from detectors.layers import BayarConv2d
+    from detectors._layers import BayarConv2d
 
     return next(m for m in model.modules() if isinstance(m, BayarConv2d))
 

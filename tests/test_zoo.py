@@ -98,7 +98,7 @@ def test_every_detector_trains_on_every_compatible_task(datasets: dict, task: st
     out = model(torch.from_numpy(ds.floats("test")[:4]))
     assert out.shape == (4, len(ds.info["classes"])) and torch.isfinite(out).all()
     if detector == "bayar":  # the constrained layer keeps its constraint through training
-        from detectors.layers import BayarConv2d
+        from detectors._layers import BayarConv2d
 
         w = next(m for m in model.modules() if isinstance(m, BayarConv2d)).weight
         centre = w[:, :, 2, 2].sum(dim=1)
@@ -107,7 +107,7 @@ def test_every_detector_trains_on_every_compatible_task(datasets: dict, task: st
 
 
 def test_mfr_front_end_passes_gradients_to_the_input() -> None:
-    from detectors.layers import MedianResidual
+    from detectors._layers import MedianResidual
 
     x = torch.rand(2, 1, 16, 16, requires_grad=True)
     residual = MedianResidual(3)(x)

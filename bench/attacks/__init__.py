@@ -31,7 +31,7 @@ class AttackInfo:
 
 
 ATTACKS: Registry[Attack] = Registry(
-    "attack", modules=("bench.attacks.art_attacks", "bench.attacks.foolbox_attacks"), group="forensic_bench.attacks"
+    "attack", modules="bench.attacks", group="forensic_bench.attacks"
 )
 register_attack = ATTACKS.register
 create_attack = ATTACKS.create
