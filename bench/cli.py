@@ -118,10 +118,10 @@ def _summary(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
     table = result.table
     ok = table[table["error"] == ""]
     if len(ok):
-        wide = ok.pivot_table(index=["detector", "defense", "attack"], columns="epsilon_255",
-                              values="robust_accuracy", sort=False)  # fmt: skip
+        index = ["detector", "defense", "attack", "gradient"]
+        wide = ok.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
         wide.columns = [f"{c:g}/255" for c in wide.columns]
-        clean = ok.groupby(["detector", "defense", "attack"], sort=False)["clean_accuracy"].first()
+        clean = ok.groupby(index, sort=False)["clean_accuracy"].first()
         wide.insert(0, "clean", clean)
         with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
             print("robust accuracy (n per cell: %s)" % ", ".join(map(str, sorted(set(ok["n"])))))

@@ -19,7 +19,9 @@ def plot_curves(table: pd.DataFrame, stem: Path) -> list[Path]:
     ok = table[table["error"].fillna("") == ""]
     tasks = list(dict.fromkeys(ok["task"]))
     attacks = list(dict.fromkeys(ok["attack"]))
-    ok = ok.assign(model=ok["detector"] + " / " + ok["defense"])
+    # an input transform is attacked with two gradients: each is its own line
+    defense = ok["defense"].where(ok["gradient"].fillna("exact") == "exact", ok["defense"] + " (" + ok["gradient"] + ")")
+    ok = ok.assign(defense=defense, model=ok["detector"] + " / " + defense)
     detectors, defenses = list(dict.fromkeys(ok["detector"])), list(dict.fromkeys(ok["defense"]))
     colors = dict(zip(detectors, sns.color_palette("colorblind", len(detectors))))  # colour: detector
     dashes = dict(zip(defenses, ["-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3))] * len(defenses)))  # line: defence

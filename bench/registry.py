@@ -52,6 +52,11 @@ def greater_than(bound: float) -> Check:
     return Check(lambda v: v > bound, f"> {bound}")
 
 
+def at_most(bound: float) -> Check:
+    """Value must be <= bound."""
+    return Check(lambda v: v <= bound, f"<= {bound}")
+
+
 @dataclass(frozen=True)
 class Param:
     """One typed keyword-only parameter of an entry."""
@@ -159,6 +164,7 @@ class Entry(Generic[T]):
     info: Any
     params: tuple[Param, ...]
     context: tuple[str, ...]  # the registry's context arguments this factory accepts
+    check: Callable[[dict[str, Any]], str | None] | None = None  # cross-parameter rule: message if broken
 
     @property
     def source_digest(self) -> str:
@@ -189,8 +195,15 @@ class Registry(Generic[T]):
     _entries: dict[str, Entry[T]] = field(default_factory=dict)
     _loaded: bool = False
 
-    def register(self, name: str, *, info: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator: register ``factory`` under ``name``; a duplicate name raises ValueError."""
+    def register(
+        self, name: str, *, info: Any, check: Callable[[dict[str, Any]], str | None] | None = None
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: register ``factory`` under ``name``; a duplicate name raises ValueError.
+
+        ``check`` validates combinations of parameter values (keys as in the canonical name):
+        it returns a message when they do not go together, and every spec is checked when it is
+        resolved, so a matrix file with a bad combination is refused before anything runs.
+        """
 
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
             if not _NAME_RE.match(name):
@@ -198,7 +211,7 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"duplicate {self.family} name {name!r}")
             accepted = tuple(c for c in self.context if c in inspect.signature(factory).parameters)
-            self._entries[name] = Entry(name, factory, info, _params_of(factory, self.context), accepted)
+            self._entries[name] = Entry(name, factory, info, _params_of(factory, self.context), accepted, check)
             return factory
 
         return decorate
@@ -290,6 +303,8 @@ class Registry(Generic[T]):
             (p.key, p.coerce(given[p.key], f"{where}: {name}") if p.key in given else p.default)
             for p in sorted(entry.params, key=lambda p: p.key)
         )
+        if entry.check is not None and (message := entry.check(dict(values))):
+            raise BenchError(f"{where}: {message} in {name}")
         return Spec(self.family, name, values)
 
     def create(self, spec: str | Spec, **context: Any) -> T:

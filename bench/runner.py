@@ -41,13 +41,18 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ModelJob:
-    """One detector trained under one defence on one task's dataset."""
+    """One detector trained under one defence on one task's dataset.
+
+    For an input-transform defence (inference time) the model trained is the undefended one:
+    ``trained_as`` is ``none`` and ``key`` is that model's key, shared from the cache.
+    """
 
     task: Spec
     detector: Spec
     defense: Spec
     dataset_key: str
     key: str
+    trained_as: Spec
 
     @property
     def label(self) -> str:
@@ -56,11 +61,16 @@ class ModelJob:
 
 @dataclass(frozen=True)
 class Cell:
-    """One attack sweep on one trained detector x defence."""
+    """One attack sweep on one trained detector x defence, with the attacker's gradient.
+
+    ``gradient`` is "exact" except on input transforms, which are attacked once with the naive
+    gradient and once adaptively ("bpda" or "eot"; see defenses/input_transforms.py).
+    """
 
     model: ModelJob
     attack: Spec
     key: str
+    gradient: str = "exact"
 
     @property
     def model_key(self) -> str:
@@ -68,7 +78,23 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.model.label} | {self.attack}"
+        via = f" ({self.gradient})" if len(attack_gradients(self.model.defense)) > 1 else ""
+        return f"{self.model.label} | {self.attack}{via}"
+
+
+def is_input_transform(defense: Spec) -> bool:
+    """Whether a defence acts at inference time (wrapping an undefended detector)."""
+    from defenses import create_defense
+    from defenses.input_transforms import InputTransform
+
+    return isinstance(create_defense(defense), InputTransform)
+
+
+def attack_gradients(defense: Spec) -> tuple[str, ...]:
+    """The gradients each attack is run with on this defence (the naive one first)."""
+    from defenses import create_defense
+
+    return getattr(create_defense(defense), "gradients", ("exact",))
 
 
 @dataclass
@@ -89,13 +115,17 @@ def _attack_code_digest() -> str:
     return files_digest([Path(__file__), *ATTACKS.shared_files()])
 
 
-def cell_key(model_key: str, attack: Spec, matrix: Matrix) -> str:
+def cell_key(model_key: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix) -> str:
     """Content hash of everything that determines a cell's numbers."""
     from bench.attacks import ATTACKS
+    from defenses import DEFENSES
 
     return digest(
         "cell",
         model_key,
+        str(defense),  # an input transform shares the undefended model's key: its own name and code count here
+        DEFENSES.entry(defense.name).source_digest,
+        gradient,
         str(attack),
         ATTACKS.entry(attack.name).source_digest,
         _attack_code_digest(),
@@ -110,23 +140,27 @@ def cell_key(model_key: str, attack: Spec, matrix: Matrix) -> str:
 def plan_models(matrix: Matrix, source: ImageSource) -> list[ModelJob]:
     """Every trained model the matrix needs, with its keys; nothing is computed."""
     from bench.training import model_key
+    from defenses import DEFENSES
 
+    none = DEFENSES.resolve("none")
     jobs = []
     for task in matrix.tasks:
         dkey = dataset_key(task, source, matrix.data, matrix.seed)
         for detector in matrix.detectors:
             for defense in matrix.defenses:
-                key = model_key(dkey, detector, defense, matrix.training, matrix.seed)
-                jobs.append(ModelJob(task, detector, defense, dkey, key))
+                trained_as = none if is_input_transform(defense) else defense
+                key = model_key(dkey, detector, trained_as, matrix.training, matrix.seed)
+                jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as))
     return jobs
 
 
 def plan(matrix: Matrix, source: ImageSource) -> list[Cell]:
     """Every cell of the matrix with its keys; nothing is computed."""
     return [
-        Cell(job, attack, cell_key(job.key, attack, matrix))
+        Cell(job, attack, cell_key(job.key, job.defense, attack, gradient, matrix), gradient)
         for job in plan_models(matrix, source)
         for attack in matrix.attacks
+        for gradient in attack_gradients(job.defense)
     ]
 
 
@@ -156,7 +190,7 @@ def cell_tables(cell: Cell, result: AttackResult, indices: np.ndarray, sources: 
         job = cell.model
         rows.append({
             "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-            "attack": str(cell.attack), "library": info.library, "norm": info.norm,
+            "attack": str(cell.attack), "gradient": cell.gradient, "library": info.library, "norm": info.norm,
             "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)), "n": len(robust),
             "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
             "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
@@ -168,7 +202,7 @@ def cell_tables(cell: Cell, result: AttackResult, indices: np.ndarray, sources: 
         })  # fmt: skip
         samples.append(pd.DataFrame({
             "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-            "attack": str(cell.attack), "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)),
+            "attack": str(cell.attack), "gradient": cell.gradient, "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)),
             "sample": indices, "source": sources, "label": result.y, "clean_pred": result.clean_pred,
             "adv_pred": result.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
             "linf": linf[k].astype(np.float64), "l2": l2[k], "cell": cell.key,
@@ -182,11 +216,15 @@ def compute_cell(cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedM
     A pure function of its inputs (no files touched), so cells can run anywhere and in any order.
     """
     from bench.attacks import create_attack
+    from defenses import create_defense
 
     indices = test_subset(dataset, matrix.n_samples, matrix.seed)
     x = dataset.floats("test")[indices]
     y = dataset.y["test"][indices]
-    result = create_attack(cell.attack)(trained.model, x, y, matrix.epsilons, seed=matrix.seed)
+    model = trained.model
+    if is_input_transform(cell.model.defense):
+        model = create_defense(cell.model.defense).wrap(model, cell.gradient, matrix.seed)
+    result = create_attack(cell.attack)(model, x, y, matrix.epsilons, seed=matrix.seed)
     return cell_tables(cell, result, indices, dataset.source["test"][indices], trained, matrix.seed)
 
 
@@ -198,7 +236,8 @@ def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
     nan = float("nan")
     rows = [
         {**{c: nan for c in MATRIX_COLUMNS}, "task": str(cell.model.task), "detector": str(cell.model.detector),
-         "defense": str(cell.model.defense), "attack": str(cell.attack), "library": info.library, "norm": info.norm,
+         "defense": str(cell.model.defense), "attack": str(cell.attack), "gradient": cell.gradient,
+         "library": info.library, "norm": info.norm,
          "epsilon": e / 255.0, "epsilon_255": e, "n": 0, "attacked": 0, "seed": matrix.seed,
          "cell": cell.key, "model": cell.model_key, "error": message}  # fmt: skip
         for e in matrix.epsilons_255
@@ -291,7 +330,7 @@ class Runner:
                 trained = self._model(job, datasets[job.task])
             else:  # the model and every cell of it are cached: its stored metadata describes it
                 self.stats["models_cached"] += 1
-                self.models[job.key] = self._model_row(job, meta, True, "")
+                self.models[job.label] = self._model_row(job, meta, True, "")
             if str(job.task) not in self.datasets:
                 self.datasets[str(job.task)] = read_dataset_info(self.cache_dir, job.dataset_key)
             for cell in group:
@@ -314,16 +353,16 @@ class Runner:
 
         self.progress(f"model {job.label}: {'training' if read_meta(self.cache_dir, job.key) is None else 'cached'}")
         try:
-            trained = train_or_load(dataset, job.detector, job.defense, self.matrix.training, self.matrix.seed,
-                                    self.cache_dir, log=lambda m: self.progress(f"  {job.label}: {m}"))  # fmt: skip
+            trained = train_or_load(dataset, job.detector, job.trained_as, self.matrix.training, self.matrix.seed,
+                                    self.cache_dir, log=lambda m: self.progress(f"  {job.label}: {m}"), key=job.key)  # fmt: skip
         except Exception as err:  # a failed model fails its cells, not the run
             self.stats["models_failed"] += 1
-            self.models[job.key] = self._model_row(job, None, False, _describe(err))
+            self.models[job.label] = self._model_row(job, None, False, _describe(err))
             self.progress(f"model {job.label}: FAILED {_describe(err)}")
             return None
         meta = trained.meta
         self.stats["models_cached" if trained.from_cache else "models_trained"] += 1
-        self.models[job.key] = self._model_row(job, meta, trained.from_cache, "")
+        self.models[job.label] = self._model_row(job, meta, trained.from_cache, "")
         self.progress(f"model {job.label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
                       f"trained in {meta.seconds:.0f}s")  # fmt: skip
         return trained
@@ -350,7 +389,7 @@ class Runner:
             self.progress(f"{counter} {cell.label}: cached")
             return
         if trained is None or dataset is None:
-            self.rows[cell.key] = error_rows(cell, self.matrix, self.models[cell.model_key]["error"])
+            self.rows[cell.key] = error_rows(cell, self.matrix, self.models[cell.model.label]["error"])
             self.stats["cells_failed"] += 1
             self.progress(f"{counter} {cell.label}: FAILED (model failed)")
             return

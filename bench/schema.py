@@ -10,6 +10,7 @@ MATRIX_COLUMNS: dict[str, str] = {
     "detector": "string",  # canonical detector name, e.g. bayar[filters=3,truncate=3.0,width=16]
     "defense": "string",  # canonical defence name, e.g. grad-penalty[lambda=0.05]
     "attack": "string",  # canonical attack name, e.g. art.pgd[random_start=true,rel_stepsize=0.25,steps=10]
+    "gradient": "string",  # the attacker's gradient: exact | bpda | eot (the last two on input transforms)
     "library": "string",  # art | foolbox
     "norm": "string",  # linf
     "epsilon": "float64",  # budget in [0, 1] units
@@ -39,6 +40,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "detector": "string",
     "defense": "string",
     "attack": "string",
+    "gradient": "string",
     "epsilon": "float64",
     "epsilon_255": "float64",
     "sample": "int64",  # index into the task's test split

@@ -110,11 +110,17 @@ def train_or_load(
     seed: int,
     cache_dir: Path,
     log: Callable[[str], None] = lambda _: None,
+    key: str | None = None,
 ) -> TrainedModel:
-    """Return the trained model from the cache, or train it and store it atomically."""
+    """Return the trained model from the cache, or train it and store it atomically.
+
+    ``key``: the key the caller planned with (the runner's ``ModelJob.key``). Keys hash source
+    files read when they are computed; recomputing one here would store the model under another
+    key than planned if the source tree changed during a long run.
+    """
     import torch
 
-    key = model_key(dataset.key, detector, defense, config, seed)
+    key = key or model_key(dataset.key, detector, defense, config, seed)
     weights, meta_path = _paths(cache_dir, key)
     meta = read_meta(cache_dir, key)
     if meta is not None:

@@ -50,7 +50,7 @@ def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
         if job.task not in datasets:
             datasets = {job.task: build_dataset(job.task, runner.source, m.data, m.seed, runner.cache_dir)}
         ds = datasets[job.task]
-        trained = train_or_load(ds, job.detector, job.defense, m.training, m.seed, runner.cache_dir)
+        trained = train_or_load(ds, job.detector, job.trained_as, m.training, m.seed, runner.cache_dir, key=job.key)
         correct = predict(trained.model, ds.floats("test")) == ds.y["test"]
         for photo in sorted(set(ds.source["test"])):
             mask = ds.source["test"] == photo

@@ -31,7 +31,7 @@ BAD_MATRICES = {
     "missing key": (GOOD.replace('attacks = ["art.fgsm"]\n', ""), "missing key 'attacks'; required keys: seed"),
     "unknown key": (GOOD + "epochs = 3\n", "unknown key 'epochs'; allowed keys:"),
     "unknown parameter": (GOOD.replace('["none"]', '["grad-penalty[beta=1]"]'),
-                          "unknown parameter 'beta' for grad-penalty; allowed: lambda"),
+                          "unknown parameter 'beta' for grad-penalty; allowed: lambda, squared"),
     "bad parameter value": (GOOD.replace('["art.fgsm"]', '["art.pgd[steps=-3]"]'), "steps must be an integer >= 1"),
     "wrong type": (GOOD.replace("n_samples = 10", 'n_samples = "ten"'), "n_samples: 'ten' is not allowed"),
     "empty list": (GOOD.replace('["none"]', "[]"), "defenses: must be a non-empty list"),
@@ -58,7 +58,7 @@ def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     ("args", "expected"),
     [
         (["run", "--matrix", "missing.toml"], "--matrix missing.toml: no such file"),
-        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, grad-penalty-sweep, smoke, zoo"),
+        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, defenses, grad-penalty-sweep, smoke, zoo"),
         (["run", "--profile", "smoke", "--images", "nodir"], "--images nodir: not a directory"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

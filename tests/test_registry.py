@@ -24,7 +24,8 @@ def test_registries_hold_the_required_entries() -> None:
     assert {"median3", "median5", "blur", "resample", "jpeg", "gamma", "histeq", "noise", "manipulation-id",
             "camera-sim"} <= set(TASKS.names())
     assert DETECTORS.names() == ["bayar", "bondi", "mfr", "plain", "srm"]
-    assert DEFENSES.names() == ["grad-penalty", "none"]
+    assert {"none", "grad-penalty", "adv-train", "grad-penalty+adv-train", "trades", "jpeg", "median-smooth", "bit-depth",
+            "gauss-noise"} <= set(DEFENSES.names())
     assert ATTACKS.names() == ["art.fgsm", "art.pgd", "foolbox.fgsm", "foolbox.pgd"]
     assert ATTACKS.names("art.*") == ["art.fgsm", "art.pgd"]
 
@@ -41,15 +42,15 @@ def test_canonical_name_round_trips(family: str, name: str) -> None:
 def test_canonical_form_sorts_keys_and_types_values() -> None:
     spec = ATTACKS.resolve("art.pgd[steps=20, rel_stepsize=1e-1,random_start=false]")
     assert str(spec) == "art.pgd[random_start=false,rel_stepsize=0.1,steps=20]"
-    assert str(DEFENSES.resolve("grad-penalty[lambda=1]")) == "grad-penalty[lambda=1.0]"
+    assert str(DEFENSES.resolve("grad-penalty[lambda=1]")) == "grad-penalty[lambda=1.0,squared=false]"
     assert DEFENSES.resolve("grad-penalty[lambda=1]") == DEFENSES.resolve("grad-penalty[lambda=1.0]")
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("nosuch", "unknown defense 'nosuch'; allowed: grad-penalty, none"),
-        ("grad-penalty[mu=1]", "unknown parameter 'mu' for grad-penalty; allowed: lambda"),
+        ("nosuch", "unknown defense 'nosuch'; allowed: adv-train, bit-depth, gauss-noise, grad-penalty, "),
+        ("grad-penalty[mu=1]", "unknown parameter 'mu' for grad-penalty; allowed: lambda, squared"),
         ("grad-penalty[lambda=-1]", "lambda must be a number >= 0.0"),
         ("grad-penalty[lambda=abc]", "lambda must be a number"),
         ("grad-penalty[lambda]", "is not of the form key=value"),

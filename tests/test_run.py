@@ -164,3 +164,23 @@ def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
     m = parse_matrix(_tiny())
     d = plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=5e-4)), source)
     assert {x.model_key for x in d}.isdisjoint({x.model_key for x in plan(m, source)})
+
+
+def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp_path: Path) -> None:
+    matrix = parse_matrix(_tiny(defenses=["none", "bit-depth[bits=3]", "gauss-noise[eot_samples=2]"],
+                                attacks=["art.pgd[steps=5]"]))  # fmt: skip
+    result = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+    table = result.table
+    assert (table["error"] == "").all(), table["error"].unique()
+    by_defense = table.groupby("defense")["gradient"].agg(lambda g: sorted(set(g)))
+    assert by_defense["none"] == ["exact"]
+    assert by_defense["bit-depth[bits=3]"] == ["bpda", "exact"]
+    assert by_defense["gauss-noise[eot_samples=2,sigma=2.0]"] == ["eot", "exact"]
+    assert table["model"].nunique() == 1 and result.stats["models_trained"] == 1  # one undefended model, shared
+    assert table["cell"].nunique() == 5
+    assert len(result.models) == 3 and result.models["model"].nunique() == 1
+    bits = table[table["defense"] == "bit-depth[bits=3]"].set_index(["gradient", "epsilon_255"])["robust_accuracy"]
+    for eps in (1.0, 4.0):  # rounding has no gradient: BPDA can only do better than the naive attack
+        assert bits["bpda", eps] <= bits["exact", eps]
+    samples = result.samples
+    assert set(samples["gradient"]) == {"exact", "bpda", "eot"}

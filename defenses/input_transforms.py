@@ -1,0 +1,188 @@
+"""Inference-time input transforms, evaluated adaptively.
+
+An input transform wraps a detector trained without defence (the ``none`` model of the same
+task, detector and seed, shared from the cache) and transforms every input before it: JPEG
+re-compression, median smoothing, bit-depth reduction (ART's ``JpegCompression`` and
+``FeatureSqueezing`` where ART has them), additive Gaussian noise. Such defences often look
+robust only because they break the attacker's gradient (Athalye, Carlini & Wagner, ICML 2018),
+so every attack runs twice on them and the table's ``gradient`` column says which gradient the
+attacker used:
+
+- ``exact``: what autograd gives through the transform as deployed, the naive evaluation. It is
+  zero through JPEG (computed by PIL outside the graph) and bit-depth reduction (rounding), a
+  true sub-gradient through the median, and the gradient of a single noise draw for the noise.
+- ``bpda``: Backward Pass Differentiable Approximation - forward through the transform, backward
+  as if it were the identity (deterministic transforms).
+- ``eot``: Expectation over Transformation - forward through one noise draw (what the deployed
+  defence does), backward averaged over ``eot_samples`` fresh draws (random transforms).
+
+Predictions always go through the deployed transform (one noise draw per forward for the random
+one), from a generator seeded per attack sweep, so numbers are reproducible.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from typing import TYPE_CHECKING, Annotated, ClassVar
+
+import numpy as np
+
+from bench.registry import at_least, at_most, greater_than
+from defenses import DefenseInfo, register_defense
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class InputTransform(abc.ABC):
+    """An inference-time defence: a transform applied to every input of a trained detector."""
+
+    #: gradients the attacks are run with on this defence; the first is the naive one
+    gradients: ClassVar[tuple[str, ...]] = ("exact", "bpda")
+
+    def __init__(self, **params: object) -> None:
+        self.params = params
+
+    @abc.abstractmethod
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The transform (in [0, 1]); differentiable where the transform itself is."""
+
+    def wrap(self, model: nn.Module, gradient: str, seed: int) -> nn.Module:
+        """The deployed pipeline ``model(transform(x))`` with the attacker's ``gradient``."""
+        if gradient not in self.gradients:
+            raise ValueError(f"gradient {gradient!r} not available for {type(self).__name__}; allowed: {self.gradients}")
+        return _defended_class()(model, self, gradient, seed)
+
+
+@functools.cache
+def _defended_class() -> type:
+    """The wrapper module, defined on first use so that importing this file does not import torch."""
+    import torch
+    from torch import nn
+
+    class Eot(torch.autograd.Function):
+        """Forward: one draw (the deployed defence). Backward: the vector-Jacobian product
+        averaged over ``eot_samples`` fresh draws (Expectation over Transformation)."""
+
+        @staticmethod
+        def forward(ctx, x, defended):  # noqa: ANN001, ANN205
+            ctx.save_for_backward(x)
+            ctx.defended = defended
+            return defended.model(defended.transform.apply(x, defended.generator))
+
+        @staticmethod
+        def backward(ctx, grad_out):  # noqa: ANN001, ANN205
+            (x,) = ctx.saved_tensors
+            defended = ctx.defended
+            k = defended.transform.params["eot_samples"]
+            total = torch.zeros_like(x)
+            with torch.enable_grad():
+                for _ in range(k):
+                    xi = x.detach().requires_grad_(True)
+                    out = defended.model(defended.transform.apply(xi, defended.generator))
+                    total += torch.autograd.grad(out, xi, grad_out)[0]
+            return total / k, None
+
+    class Defended(nn.Module):
+        """``model(transform(x))`` whose backward pass follows ``gradient`` (exact / bpda / eot)."""
+
+        def __init__(self, model: nn.Module, transform: InputTransform, gradient: str, seed: int) -> None:
+            super().__init__()
+            self.model, self.transform, self.gradient = model, transform, gradient
+            self.generator = torch.Generator().manual_seed(seed)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.gradient == "eot" and torch.is_grad_enabled() and x.requires_grad:
+                return Eot.apply(x, self)
+            t = self.transform.apply(x, self.generator)
+            if self.gradient == "bpda":
+                t = x + (t - x).detach()  # the transform's value, the identity's gradient
+            elif x.requires_grad and not t.requires_grad:
+                t = t + 0.0 * x  # computed outside autograd (PIL): the exact gradient is zero, not missing
+            return self.model(t)
+
+    return Defended
+
+
+class Jpeg(InputTransform):
+    """JPEG re-compression at ``quality`` (ART's JpegCompression, PIL); no gradient flows through it."""
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        import torch
+        from art.defences.preprocessor import JpegCompression
+
+        jpeg = JpegCompression(clip_values=(0.0, 1.0), quality=self.params["quality"], channels_first=True)
+        out, _ = jpeg(x.detach().cpu().numpy().astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+
+class BitDepth(InputTransform):
+    """Bit-depth reduction to ``bits`` per channel (ART's FeatureSqueezing); rounding has zero gradient."""
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
+        levels = 2 ** self.params["bits"] - 1
+        return torch.round(x * levels) / levels  # ART FeatureSqueezing's formula on [0, 1], in torch
+
+
+class MedianSmooth(InputTransform):
+    """Median filter over ``size`` x ``size`` windows (reflect padding, as scipy / ART's SpatialSmoothing)."""
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from torch.nn import functional as F
+
+        k = self.params["size"]
+        n, c, h, w = x.shape
+        padded = F.pad(x, (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2), mode="reflect")
+        windows = F.unfold(padded, k).reshape(n, c, k * k, h * w)
+        return windows.median(dim=2).values.reshape(n, c, h, w)
+
+
+class GaussNoise(InputTransform):
+    """Additive Gaussian noise of std ``sigma`` grey levels, a fresh draw per forward, clipped to [0, 1]."""
+
+    gradients = ("exact", "eot")
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) * (self.params["sigma"] / 255.0)
+        return (x + noise).clamp(0.0, 1.0)
+
+
+def _info(what: str, reference: str) -> DefenseInfo:
+    return DefenseInfo(f"input transform (inference time, on the undefended detector): {what}", reference=reference)
+
+
+@register_defense("jpeg", info=_info("JPEG re-compression; attacked with exact (zero) and BPDA gradients",
+                                     "Das et al. 2017; Guo et al., ICLR 2018; ART JpegCompression"))  # fmt: skip
+def jpeg(*, quality: Annotated[int, at_least(1), at_most(95)] = 90) -> InputTransform:
+    """JPEG re-compression of every input."""
+    return Jpeg(quality=quality)
+
+
+@register_defense("median-smooth", info=_info("median filter; attacked with exact and BPDA gradients",
+                                              "Xu, Evans & Qi, NDSS 2018 (feature squeezing); ART SpatialSmoothing"))  # fmt: skip
+def median_smooth(*, size: Annotated[int, at_least(2)] = 3) -> InputTransform:
+    """Median smoothing of every input."""
+    return MedianSmooth(size=size)
+
+
+@register_defense("bit-depth", info=_info("bit-depth reduction; attacked with exact (zero) and BPDA gradients",
+                                          "Xu, Evans & Qi, NDSS 2018; ART FeatureSqueezing"))  # fmt: skip
+def bit_depth(*, bits: Annotated[int, at_least(1), at_most(8)] = 6) -> InputTransform:
+    """Bit-depth reduction of every input."""
+    return BitDepth(bits=bits)
+
+
+@register_defense("gauss-noise", info=_info("additive Gaussian noise (random); attacked with a single-draw "
+                                            "gradient and with EOT over eot_samples draws",
+                                            "Athalye, Engstrom, Ilyas & Kwok, ICML 2018 (EOT)"))  # fmt: skip
+def gauss_noise(
+    *, sigma: Annotated[float, greater_than(0.0)] = 2.0, eot_samples: Annotated[int, at_least(1)] = 8
+) -> InputTransform:
+    """Random additive noise on every input (sigma in grey levels)."""
+    return GaussNoise(sigma=sigma, eot_samples=eot_samples)
