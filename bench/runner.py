@@ -63,8 +63,8 @@ class ModelJob:
 class Cell:
     """One attack sweep on one trained detector x defence, with the attacker's gradient.
 
-    ``gradient`` is "exact" except on input transforms, which are attacked once with the naive
-    gradient and once adaptively ("bpda" or "eot"; see defenses/input_transforms.py).
+    ``gradient`` is "exact" except on input transforms, which are attacked obliviously, through
+    autograd and adaptively ("oblivious", "exact", "bpda" / "eot"; see defenses/input_transforms.py).
     """
 
     model: ModelJob
@@ -221,10 +221,11 @@ def compute_cell(cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedM
     indices = test_subset(dataset, matrix.n_samples, matrix.seed)
     x = dataset.floats("test")[indices]
     y = dataset.y["test"][indices]
-    model = trained.model
+    model, surrogate = trained.model, None
     if is_input_transform(cell.model.defense):
-        model = create_defense(cell.model.defense).wrap(model, cell.gradient, matrix.seed)
-    result = create_attack(cell.attack)(model, x, y, matrix.epsilons, seed=matrix.seed)
+        model = create_defense(cell.model.defense).wrap(trained.model, cell.gradient, matrix.seed)
+        surrogate = trained.model if cell.gradient == "oblivious" else None
+    result = create_attack(cell.attack)(model, x, y, matrix.epsilons, seed=matrix.seed, surrogate=surrogate)
     return cell_tables(cell, result, indices, dataset.source["test"][indices], trained, matrix.seed)
 
 

@@ -5,16 +5,22 @@ task, detector and seed, shared from the cache) and transforms every input befor
 re-compression, median smoothing, bit-depth reduction (ART's ``JpegCompression`` and
 ``FeatureSqueezing`` where ART has them), additive Gaussian noise. Such defences often look
 robust only because they break the attacker's gradient (Athalye, Carlini & Wagner, ICML 2018),
-so every attack runs twice on them and the table's ``gradient`` column says which gradient the
-attacker used:
+so every attack runs three times on them and the table's ``gradient`` column says which gradient
+the attacker used:
 
-- ``exact``: what autograd gives through the transform as deployed, the naive evaluation. It is
-  zero through JPEG (computed by PIL outside the graph) and bit-depth reduction (rounding), a
+- ``oblivious``: the gradient of the undefended detector - the attacker ignores the transform and
+  the images it crafts are judged through it. The naive evaluation of most papers that proposed
+  such defences; the *non-adaptive* baseline.
+- ``exact``: what autograd gives through the transform as deployed. It is zero through JPEG
+  (computed by PIL outside the graph) and bit-depth reduction (rounding) - a masked gradient -, a
   true sub-gradient through the median, and the gradient of a single noise draw for the noise.
 - ``bpda``: Backward Pass Differentiable Approximation - forward through the transform, backward
   as if it were the identity (deterministic transforms).
 - ``eot``: Expectation over Transformation - forward through one noise draw (what the deployed
   defence does), backward averaged over ``eot_samples`` fresh draws (random transforms).
+
+Each transform names its ``adaptive`` gradient, the one an adaptive attacker would pick: BPDA for
+JPEG and bit-depth, the exact sub-gradient for the (differentiable) median, EOT for the noise.
 
 Predictions always go through the deployed transform (one noise draw per forward for the random
 one), from a generator seeded per attack sweep, so numbers are reproducible.
@@ -39,8 +45,10 @@ if TYPE_CHECKING:
 class InputTransform(abc.ABC):
     """An inference-time defence: a transform applied to every input of a trained detector."""
 
-    #: gradients the attacks are run with on this defence; the first is the naive one
-    gradients: ClassVar[tuple[str, ...]] = ("exact", "bpda")
+    #: gradients the attacks are run with on this defence; the first is the non-adaptive one
+    gradients: ClassVar[tuple[str, ...]] = ("oblivious", "exact", "bpda")
+    #: the gradient of the adaptive evaluation
+    adaptive: ClassVar[str] = "bpda"
 
     def __init__(self, **params: object) -> None:
         self.params = params
@@ -53,7 +61,8 @@ class InputTransform(abc.ABC):
         """The deployed pipeline ``model(transform(x))`` with the attacker's ``gradient``."""
         if gradient not in self.gradients:
             raise ValueError(f"gradient {gradient!r} not available for {type(self).__name__}; allowed: {self.gradients}")
-        return _defended_class()(model, self, gradient, seed)
+        # oblivious: the deployed pipeline's predictions; the harness crafts on the bare model
+        return _defended_class()(model, self, "exact" if gradient == "oblivious" else gradient, seed)
 
 
 @functools.cache
@@ -131,6 +140,8 @@ class BitDepth(InputTransform):
 class MedianSmooth(InputTransform):
     """Median filter over ``size`` x ``size`` windows (reflect padding, as scipy / ART's SpatialSmoothing)."""
 
+    adaptive = "exact"  # the median routes the gradient to the selected pixel: better than BPDA's identity
+
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from torch.nn import functional as F
 
@@ -144,7 +155,8 @@ class MedianSmooth(InputTransform):
 class GaussNoise(InputTransform):
     """Additive Gaussian noise of std ``sigma`` grey levels, a fresh draw per forward, clipped to [0, 1]."""
 
-    gradients = ("exact", "eot")
+    gradients = ("oblivious", "exact", "eot")
+    adaptive = "eot"
 
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         import torch
@@ -157,29 +169,29 @@ def _info(what: str, reference: str) -> DefenseInfo:
     return DefenseInfo(f"input transform (inference time, on the undefended detector): {what}", reference=reference)
 
 
-@register_defense("jpeg", info=_info("JPEG re-compression; attacked with exact (zero) and BPDA gradients",
+@register_defense("jpeg", info=_info("JPEG re-compression; attacked obliviously, with the exact (zero) gradient and with BPDA",
                                      "Das et al. 2017; Guo et al., ICLR 2018; ART JpegCompression"))  # fmt: skip
 def jpeg(*, quality: Annotated[int, at_least(1), at_most(95)] = 90) -> InputTransform:
     """JPEG re-compression of every input."""
     return Jpeg(quality=quality)
 
 
-@register_defense("median-smooth", info=_info("median filter; attacked with exact and BPDA gradients",
+@register_defense("median-smooth", info=_info("median filter; attacked obliviously, with the exact sub-gradient and with BPDA",
                                               "Xu, Evans & Qi, NDSS 2018 (feature squeezing); ART SpatialSmoothing"))  # fmt: skip
 def median_smooth(*, size: Annotated[int, at_least(2)] = 3) -> InputTransform:
     """Median smoothing of every input."""
     return MedianSmooth(size=size)
 
 
-@register_defense("bit-depth", info=_info("bit-depth reduction; attacked with exact (zero) and BPDA gradients",
+@register_defense("bit-depth", info=_info("bit-depth reduction; attacked obliviously, with the exact (zero) gradient and with BPDA",
                                           "Xu, Evans & Qi, NDSS 2018; ART FeatureSqueezing"))  # fmt: skip
 def bit_depth(*, bits: Annotated[int, at_least(1), at_most(8)] = 6) -> InputTransform:
     """Bit-depth reduction of every input."""
     return BitDepth(bits=bits)
 
 
-@register_defense("gauss-noise", info=_info("additive Gaussian noise (random); attacked with a single-draw "
-                                            "gradient and with EOT over eot_samples draws",
+@register_defense("gauss-noise", info=_info("additive Gaussian noise (random); attacked obliviously, with a "
+                                            "single-draw gradient and with EOT over eot_samples draws",
                                             "Athalye, Engstrom, Ilyas & Kwok, ICML 2018 (EOT)"))  # fmt: skip
 def gauss_noise(
     *, sigma: Annotated[float, greater_than(0.0)] = 2.0, eot_samples: Annotated[int, at_least(1)] = 8

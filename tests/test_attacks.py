@@ -79,3 +79,24 @@ def test_same_seed_same_result(smoke_models: dict, attack_inputs: tuple) -> None
     x, y = attack_inputs
     runs = [create_attack("foolbox.pgd")(smoke_models["bayar"].model, x, y, EPSILONS[:2], seed=3) for _ in range(2)]
     assert np.array_equal(runs[0].x_adv, runs[1].x_adv)
+
+
+def test_surrogate_attack_crafts_on_the_surrogate_and_judges_on_the_model() -> None:
+    """A transfer attack: with a surrogate whose gradient is useless, the target is barely touched."""
+    import torch
+
+    from bench.attacks import create_attack
+
+    torch.manual_seed(0)
+    target = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)).eval()
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)).eval()
+    with torch.no_grad():
+        flat[1].weight.zero_()  # no input gradient at all
+    x = np.random.default_rng(0).random((32, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        y = target(torch.from_numpy(x)).argmax(1).numpy()
+    attack = create_attack("art.pgd[random_start=false,steps=5]")
+    direct = attack(target, x, y, [0.1], seed=0)
+    transfer = attack(target, x, y, [0.1], seed=0, surrogate=flat)
+    assert direct.robust_accuracy[0] < 0.5
+    assert transfer.robust_accuracy[0] == 1.0 and np.array_equal(transfer.clean_pred, direct.clean_pred)

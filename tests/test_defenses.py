@@ -180,3 +180,10 @@ def test_eot_gradient_averages_over_fresh_noise_draws() -> None:
     xg = x.clone().requires_grad_(True)
     (one,) = torch.autograd.grad(F.cross_entropy(single(xg), y), xg)
     assert not torch.allclose(one, eot)
+
+
+@pytest.mark.parametrize("name", INPUT_TRANSFORMS)
+def test_every_transform_is_attacked_obliviously_first_and_names_an_adaptive_gradient(name: str) -> None:
+    transform = create_defense(name)
+    assert transform.gradients[0] == "oblivious" and "exact" in transform.gradients
+    assert transform.adaptive in transform.gradients[1:]

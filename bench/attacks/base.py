@@ -123,9 +123,21 @@ class Attack(abc.ABC):
 
     @final
     def __call__(
-        self, model: nn.Module, x: np.ndarray, y: np.ndarray, epsilons: Sequence[float], *, seed: int
+        self,
+        model: nn.Module,
+        x: np.ndarray,
+        y: np.ndarray,
+        epsilons: Sequence[float],
+        *,
+        seed: int,
+        surrogate: nn.Module | None = None,
     ) -> AttackResult:
-        """Attack ``model`` on (x, y) at every epsilon; see the module docstring for the sweep."""
+        """Attack ``model`` on (x, y) at every epsilon; see the module docstring for the sweep.
+
+        ``surrogate``: craft the adversarial images on this model instead (its gradients), and
+        judge them on ``model`` - a transfer attack; the harness uses it for the oblivious
+        evaluation of input transforms (crafted on the undefended detector).
+        """
         import torch
 
         model.eval()
@@ -135,7 +147,9 @@ class Attack(abc.ABC):
         clean_pred = predict(model, x)
         with torch.no_grad():
             num_classes = int(model(torch.from_numpy(x[:1])).shape[1])
-        handle = self.prepare(model, tuple(x.shape[1:]), num_classes)
+        if surrogate is not None:
+            surrogate.eval()
+        handle = self.prepare(surrogate if surrogate is not None else model, tuple(x.shape[1:]), num_classes)
         pred = clean_pred.copy()
         current = x.copy()
         x_adv, adv_pred, seconds, attacked = [], [], [], []
