@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run|list``.
+"""Command line: ``python -m bench run|zoo|costs|list``.
 
 Bad input (matrix file, options, image folder) is reported as one line on stderr with exit
 status 2 and nothing written; an interrupted run keeps every finished cell and exits 130.
@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a matrix of task x detector x defence x attack x epsilon")
     zoo = sub.add_parser("zoo", help="train every detector on every task of a matrix; clean-accuracy table")
-    for cmd, default in ((run, "default"), (zoo, "zoo")):
+    costs = sub.add_parser("costs", help="time epsilon sweeps against their largest epsilon and minimum-norm attacks "
+                                         "against one PGD run, on a matrix's trained models")  # fmt: skip
+    for cmd, default in ((run, "default"), (zoo, "zoo"), (costs, "default")):
         cmd.add_argument("--matrix", nargs="?", const="", default="", metavar="FILE",
                          help="matrix TOML file (default: the built-in matrix of --profile)")  # fmt: skip
         cmd.add_argument("--profile", default=None,
@@ -38,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd.set_defaults(default_profile=default)
     zoo.add_argument("--readme", default="README.md", metavar="FILE",
                      help="copy the table into FILE between its zoo-table markers (default: README.md, if present)")  # fmt: skip
+    costs.add_argument("--defense", action="append", default=None, metavar="NAME",
+                       help="measure only this training-time defence of the matrix (repeatable)")  # fmt: skip
+    costs.add_argument("--training", type=int, default=0, metavar="EPOCHS",
+                       help="instead: time EPOCHS epochs of training under every training-time defence of the "
+                            "matrix against the undefended detector, back to back")  # fmt: skip
     ls = sub.add_parser("list", help="list registered tasks, detectors, defences, attacks and profiles")
     ls.add_argument("family", nargs="?", choices=["tasks", "detectors", "defenses", "attacks", "profiles"])
     return parser
@@ -85,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    if args.command == "costs":
+        return _costs(args, matrix, progress)
     runner = Runner(matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress)
     try:
         if train_only:
@@ -112,20 +121,65 @@ def _zoo(runner, readme: Path) -> int:  # noqa: ANN001 - Runner, imported lazily
     return 1 if runner.stats["models_failed"] else 0
 
 
+def _costs(args: argparse.Namespace, matrix, progress) -> int:  # noqa: ANN001
+    import pandas as pd
+
+    from bench.costs import measure_costs
+    from defenses import DEFENSES
+
+    from bench.costs import measure_training_costs
+
+    if args.images:
+        raise BenchError("costs: --images is not supported; it measures on the built-in data")
+    if args.training < 0:
+        raise BenchError(f"--training {args.training}: not allowed; a number of epochs >= 1")
+    if args.training:
+        if "none" not in [d.name for d in matrix.defenses]:
+            raise BenchError("costs --training: the matrix has no 'none' defence to compare with")
+        table = measure_training_costs(matrix, epochs=args.training, results_dir=args.results,
+                                       cache_dir=args.cache_dir, progress=progress)  # fmt: skip
+        with pd.option_context("display.width", 220, "display.max_colwidth", 90, "display.float_format", "{:.2f}".format):
+            print(table[["detector", "defense", "seconds_per_epoch", "ratio"]].to_string(index=False))
+        print(f"-> {Path(args.results) / matrix.profile / 'training-costs.csv'}")
+        return 0
+    chosen = None
+    if args.defense:
+        chosen = tuple(DEFENSES.resolve(d, "--defense") for d in args.defense)
+        missing = [str(d) for d in chosen if d not in matrix.defenses]
+        if missing:
+            raise BenchError(f"--defense {', '.join(missing)}: not in the matrix; allowed: "
+                             f"{', '.join(str(d) for d in matrix.defenses)}")  # fmt: skip
+    table = measure_costs(matrix, results_dir=args.results, cache_dir=args.cache_dir, defenses=chosen, progress=progress)
+    columns = ["detector", "defense", "measure", "attack", "seconds", "reference_seconds", "ratio", "max_gap"]
+    with pd.option_context("display.width", 220, "display.max_colwidth", 50, "display.float_format", "{:.2f}".format):
+        print(table[columns].to_string(index=False))
+    print(f"-> {Path(args.results) / matrix.profile / 'costs.csv'}")
+    return 0
+
+
 def _summary(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
     import pandas as pd
 
     table = result.table
     ok = table[table["error"] == ""]
-    if len(ok):
-        index = ["detector", "defense", "attack", "gradient"]
-        wide = ok.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
-        wide.columns = [f"{c:g}/255" for c in wide.columns]
-        clean = ok.groupby(index, sort=False)["clean_accuracy"].first()
+    floats = ok[(ok["quantized"] == "float") & (ok["postprocess"] == "none")]
+    if len(floats):
+        index = ["detector", "defense", "attack", "gradient", "norm"]
+        wide = floats.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
+        wide.columns = [f"e={c:g}" for c in wide.columns]
+        clean = floats.groupby(index, sort=False)["clean_accuracy"].first()
         wide.insert(0, "clean", clean)
-        with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
-            print("robust accuracy (n per cell: %s)" % ", ".join(map(str, sorted(set(ok["n"])))))
+        ensemble = ok[ok["attack"] == "ensemble"].assign(variant=lambda t: t["quantized"] + "/" + t["postprocess"])
+        index = ["detector", "defense", "norm", "variant"]
+        variants = ensemble.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
+        variants.columns = [f"e={c:g}" for c in variants.columns]
+        with pd.option_context("display.width", 220, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
+            print("robust accuracy of float adversarial images; Linf eps = e/255, L2 eps = e/255*sqrt(pixels) "
+                  "(n per cell: %s)" % ", ".join(map(str, sorted(set(ok["n"])))))  # fmt: skip
             print(wide.to_string())
+            if len(variants):
+                print("ensemble (worst case per sample over all attacks) after 8-bit rounding and JPEG recompression")
+                print(variants.to_string())
     failed = table[table["error"] != ""].drop_duplicates("cell")
     for _, row in failed.iterrows():
         print(f"FAILED {row['detector']} | {row['defense']} | {row['attack']}: {row['error']}")

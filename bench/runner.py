@@ -109,10 +109,11 @@ class RunResult:
 
 
 def _attack_code_digest() -> str:
-    """The runner and the attack code every entry shares (each entry's own file is hashed apart)."""
+    """The runner, the post-processing of adversarial images and the attack code every entry
+    shares (each entry's own file is hashed apart)."""
     from bench.attacks import ATTACKS
 
-    return files_digest([Path(__file__), *ATTACKS.shared_files()])
+    return files_digest([Path(__file__), Path(__file__).with_name("postprocess.py"), *ATTACKS.shared_files()])
 
 
 def cell_key(model_key: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix) -> str:
@@ -173,49 +174,81 @@ def test_subset(dataset: Dataset, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(total, n, replace=False))
 
 
-def cell_tables(cell: Cell, result: AttackResult, indices: np.ndarray, sources: np.ndarray,
-                trained: TrainedModel, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Tidy rows (one per epsilon) and per-sample rows of a finished cell."""
-    from bench.attacks import ATTACKS
+def positive_class(classes: list[str]) -> int | None:
+    """The manipulated class of a binary pristine-vs-manipulated task (None for other tasks)."""
+    return 1 if len(classes) == 2 and classes[0] == "pristine" else None
+
+
+def cell_epsilons(matrix: Matrix, norm: str, shape: tuple[int, ...]) -> tuple[float, ...]:
+    """The matrix's budgets in an attack's norm, [0, 1] units (l2: scaled to the patch size)."""
+    from bench.attacks.base import l2_budget
+
+    if norm == "l2":
+        return tuple(l2_budget(e, shape) for e in matrix.epsilons_255)
+    return matrix.epsilons
+
+
+def cell_tables(cell: Cell, result: AttackResult, variants: list, indices: np.ndarray, sources: np.ndarray,
+                trained: TrainedModel, seed: int, classes: list[str], eps_255: tuple[float, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Tidy rows (one per epsilon and variant) and per-sample rows of a finished cell."""
+    from bench.attacks import ATTACKS, create_attack
 
     info = ATTACKS.entry(cell.attack.name).info
-    clean = result.clean_correct
-    clean_acc, clean_low, clean_high = rate(clean)
-    linf, l2 = result.linf, result.l2
+    attack = create_attack(cell.attack)
+    budget = attack.query_budget()
+    positive = positive_class(classes)
+    y = result.y
+    min_norm = result.min_norm.astype(np.float64) if result.min_norm is not None else np.full(len(y), np.nan)
     rows, samples = [], []
-    for k, eps in enumerate(result.epsilons):
-        robust = result.adv_correct[k]
-        flipped = clean & ~robust
-        robust_acc, low, high = rate(robust)
-        job = cell.model
-        rows.append({
-            "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-            "attack": str(cell.attack), "gradient": cell.gradient, "library": info.library, "norm": info.norm,
-            "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)), "n": len(robust),
-            "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
-            "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
-            "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
-            "perturbation_linf_max": float(linf[k].max(initial=0.0)),
-            "perturbation_l2_mean": float(l2[k][flipped].mean()) if flipped.any() else float("nan"),
-            "attacked": int(result.attacked[k]), "seconds": float(result.seconds[k]),
-            "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
-        })  # fmt: skip
-        samples.append(pd.DataFrame({
-            "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-            "attack": str(cell.attack), "gradient": cell.gradient, "epsilon": float(eps), "epsilon_255": float(round(eps * 255.0, 6)),
-            "sample": indices, "source": sources, "label": result.y, "clean_pred": result.clean_pred,
-            "adv_pred": result.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
-            "linf": linf[k].astype(np.float64), "l2": l2[k], "cell": cell.key,
-        }))  # fmt: skip
+    job = cell.model
+    for variant in variants:
+        clean = variant.clean_pred == y
+        clean_acc, clean_low, clean_high = rate(clean)
+        adv_correct = variant.adv_correct(y)
+        for k, eps in enumerate(result.epsilons):
+            robust = adv_correct[k]
+            flipped = clean & ~robust
+            robust_acc, low, high = rate(robust)
+            tpr, tnr = ((rate(robust[y == positive]), rate(robust[y != positive])) if positive is not None
+                        else ((np.nan,) * 3, (np.nan,) * 3))  # fmt: skip
+            queries = float(result.queries[k]) if result.queries is not None else float("nan")
+            rows.append({
+                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
+                "attack": str(cell.attack), "gradient": cell.gradient, "library": info.library, "norm": result.norm,
+                "threat": attack.threat, "minimum_norm": attack.minimum_norm,
+                "quantized": variant.quantized, "postprocess": variant.postprocess,
+                "epsilon": float(eps), "epsilon_255": float(eps_255[k]), "n": len(robust),
+                "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
+                "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
+                "tpr": tpr[0], "tpr_low": tpr[1], "tpr_high": tpr[2], "tnr": tnr[0], "tnr_low": tnr[1], "tnr_high": tnr[2],
+                "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
+                "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
+                "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
+                "attacked": int(result.attacked[k]), "queries": queries,
+                "query_budget": float(budget) if budget is not None else float("nan"), "seconds": float(result.seconds[k]),
+                "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
+            })  # fmt: skip
+            samples.append(pd.DataFrame({
+                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
+                "attack": str(cell.attack), "gradient": cell.gradient, "norm": result.norm,
+                "quantized": variant.quantized, "postprocess": variant.postprocess,
+                "epsilon": float(eps), "epsilon_255": float(eps_255[k]),
+                "sample": indices, "source": sources, "label": y, "clean_pred": variant.clean_pred,
+                "adv_pred": variant.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
+                "linf": variant.linf[k].astype(np.float64), "l2": variant.l2[k].astype(np.float64),
+                "min_norm": min_norm, "cell": cell.key,
+            }))  # fmt: skip
     return conform(pd.DataFrame(rows), MATRIX_COLUMNS), conform(pd.concat(samples), SAMPLE_COLUMNS)
 
 
 def compute_cell(cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset.
+    """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset,
+    then its images scored as 8-bit images and after JPEG compression (bench/postprocess.py).
 
     A pure function of its inputs (no files touched), so cells can run anywhere and in any order.
     """
     from bench.attacks import create_attack
+    from bench.postprocess import variants
     from defenses import create_defense
 
     indices = test_subset(dataset, matrix.n_samples, matrix.seed)
@@ -225,22 +258,30 @@ def compute_cell(cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedM
     if is_input_transform(cell.model.defense):
         model = create_defense(cell.model.defense).wrap(trained.model, cell.gradient, matrix.seed)
         surrogate = trained.model if cell.gradient == "oblivious" else None
-    result = create_attack(cell.attack)(model, x, y, matrix.epsilons, seed=matrix.seed, surrogate=surrogate)
-    return cell_tables(cell, result, indices, dataset.source["test"][indices], trained, matrix.seed)
+    attack = create_attack(cell.attack)
+    epsilons = cell_epsilons(matrix, attack.norm, tuple(x.shape[1:]))
+    result = attack(model, x, y, epsilons, seed=matrix.seed, surrogate=surrogate)
+    scored = variants(model, result, repr(attack))
+    return cell_tables(cell, result, scored, indices, dataset.source["test"][indices], trained, matrix.seed,
+                       dataset.info["classes"], matrix.epsilons_255)  # fmt: skip
 
 
 def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
     """Rows recording a failed cell (never cached)."""
-    from bench.attacks import ATTACKS
+    from bench.attacks import ATTACKS, create_attack
+    from bench.postprocess import VARIANTS
 
     info = ATTACKS.entry(cell.attack.name).info
+    attack = create_attack(cell.attack)
     nan = float("nan")
     rows = [
         {**{c: nan for c in MATRIX_COLUMNS}, "task": str(cell.model.task), "detector": str(cell.model.detector),
          "defense": str(cell.model.defense), "attack": str(cell.attack), "gradient": cell.gradient,
-         "library": info.library, "norm": info.norm,
-         "epsilon": e / 255.0, "epsilon_255": e, "n": 0, "attacked": 0, "seed": matrix.seed,
-         "cell": cell.key, "model": cell.model_key, "error": message}  # fmt: skip
+         "library": info.library, "norm": info.norm, "threat": attack.threat, "minimum_norm": attack.minimum_norm,
+         "quantized": quantized, "postprocess": postprocess,
+         "epsilon": e / 255.0 if info.norm == "linf" else nan, "epsilon_255": e, "n": 0, "attacked": 0,
+         "seed": matrix.seed, "cell": cell.key, "model": cell.model_key, "error": message}  # fmt: skip
+        for quantized, postprocess in VARIANTS
         for e in matrix.epsilons_255
     ]
     return conform(pd.DataFrame(rows), MATRIX_COLUMNS)
@@ -405,16 +446,26 @@ class Runner:
         self._store(cell, rows, samples)
         self.rows[cell.key], self.samples[cell.key] = rows, samples
         self.stats["cells_computed"] += 1
-        summary = ", ".join(f"{e:g}/255: {r:.3f}" for e, r in zip(rows.epsilon_255, rows.robust_accuracy))
-        self.progress(f"{counter} {cell.label}: clean {rows.clean_accuracy.iloc[0]:.3f}, robust {summary} "
+        floats = rows[(rows["quantized"] == "float") & (rows["postprocess"] == "none")]
+        jpeg75 = rows[rows["postprocess"] == "jpeg75"]
+        summary = ", ".join(f"e={e:g}: {r:.3f}" for e, r in zip(floats.epsilon_255, floats.robust_accuracy))
+        self.progress(f"{counter} {cell.label}: clean {floats.clean_accuracy.iloc[0]:.3f}, robust {summary}; "
+                      f"8-bit + JPEG 75 at e={jpeg75.epsilon_255.iloc[-1]:g}: {jpeg75.robust_accuracy.iloc[-1]:.3f} "
                       f"({time.perf_counter() - t:.1f}s)")  # fmt: skip
 
     # -- outputs -----------------------------------------------------------------------------
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        from bench.ensemble import ensemble_rows
+
         table = (pd.concat(self.rows.values()) if self.rows else pd.DataFrame(columns=list(MATRIX_COLUMNS)))
         samples = (pd.concat(self.samples.values()) if self.samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS)))
         models = pd.DataFrame(list(self.models.values()), columns=list(MODEL_COLUMNS))
-        return conform(table, MATRIX_COLUMNS), conform(samples, SAMPLE_COLUMNS), conform(models, MODEL_COLUMNS)
+        table, samples = conform(table, MATRIX_COLUMNS), conform(samples, SAMPLE_COLUMNS)
+        positive = {task: positive_class(info["classes"]) if info else None for task, info in self.datasets.items()}
+        ensemble = ensemble_rows(table, samples, positive)
+        if not ensemble.empty:
+            table = conform(pd.concat([table, ensemble]), MATRIX_COLUMNS)
+        return table, samples, conform(models, MODEL_COLUMNS)
 
     def _write_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         table, samples, models = self._frames()
@@ -426,12 +477,16 @@ class Runner:
         return table, samples, models
 
     def _write_outputs(self) -> RunResult:
-        from bench.plots import plot_curves
+        from bench.plots import plot_curves, plot_min_norm_curves
 
         self.timings["total_seconds"] = time.perf_counter() - self._start
         table, samples, models = self._write_tables()
+        outputs = ["matrix.csv", "matrix.parquet", "samples.parquet", "models.csv"]
         if table["robust_accuracy"].notna().any():
             plot_curves(table, self.out_dir / "curves")
+            outputs += ["curves.pdf", "curves.png"]
+            if plot_min_norm_curves(table, samples, self.out_dir / "min-norm-curves"):
+                outputs += ["min-norm-curves.pdf", "min-norm-curves.png"]
         run_info = {
             "profile": self.matrix.profile,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -443,7 +498,7 @@ class Runner:
             "datasets": self.datasets,
             "stats": self.stats,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "outputs": ["matrix.csv", "matrix.parquet", "samples.parquet", "models.csv", "curves.pdf", "curves.png"],
+            "outputs": outputs,
         }
         atomic_write_text(self.out_dir / "run.json", json.dumps(run_info, indent=2, default=str) + "\n")
         return RunResult(table, samples, models, self.out_dir, dict(self.stats, **self.timings))

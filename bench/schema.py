@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import pandas as pd
 
-# matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, epsilon).
+# matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, gradient, epsilon,
+# quantized, postprocess), plus one `ensemble` row per (task, detector, defense, norm, epsilon,
+# quantized, postprocess): the worst case per sample over every attack run on that model.
 MATRIX_COLUMNS: dict[str, str] = {
     "task": "string",  # canonical task name
     "detector": "string",  # canonical detector name, e.g. bayar[filters=3,truncate=3.0,width=16]
     "defense": "string",  # canonical defence name, e.g. grad-penalty[lambda=0.05]
     "attack": "string",  # canonical attack name, e.g. art.pgd[random_start=true,rel_stepsize=0.25,steps=10]
-    "gradient": "string",  # the attacker's gradient: exact | bpda | eot (the last two on input transforms)
-    "library": "string",  # art | foolbox
-    "norm": "string",  # linf
-    "epsilon": "float64",  # budget in [0, 1] units
-    "epsilon_255": "float64",  # the same budget in 8-bit units
+    "gradient": "string",  # the attacker's gradient: exact | oblivious | bpda | eot (the last three on input transforms); ensemble rows: any
+    "library": "string",  # art | foolbox | ensemble
+    "norm": "string",  # linf | l2
+    "threat": "string",  # white-box | score | decision | control (non-adversarial) | ensemble
+    "minimum_norm": "bool",  # one unbounded run per cell; every epsilon from each sample's smallest perturbation
+    "quantized": "string",  # float: the attack's output; uint8: rounded to 8-bit levels inside the budget
+    "postprocess": "string",  # none | jpeg95 | jpeg85 | jpeg75 (the uint8 images JPEG-compressed, PIL)
+    "epsilon": "float64",  # budget in [0, 1] units, in `norm` (l2: e/255 * sqrt(C*H*W))
+    "epsilon_255": "float64",  # the matrix's label e of the budget, in 8-bit units
     "n": "int64",  # attacked held-out test patches
     "clean_accuracy": "float64",
     "clean_accuracy_low": "float64",  # 95% Wilson interval
@@ -22,11 +28,19 @@ MATRIX_COLUMNS: dict[str, str] = {
     "robust_accuracy": "float64",  # correct on clean AND on the worst adversarial found within epsilon
     "robust_accuracy_low": "float64",
     "robust_accuracy_high": "float64",
+    "tpr": "float64",  # binary tasks: manipulated patches still detected under attack (robust among manipulated)
+    "tpr_low": "float64",
+    "tpr_high": "float64",
+    "tnr": "float64",  # binary tasks: pristine patches still passed under attack (robust among pristine)
+    "tnr_low": "float64",
+    "tnr_high": "float64",
     "attack_success_rate": "float64",  # share of initially correct samples the attack flipped
     "perturbation_linf_max": "float64",  # largest Linf perturbation stored, [0, 1] units
     "perturbation_l2_mean": "float64",  # mean L2 perturbation over flipped samples, [0, 1] units
     "attacked": "int64",  # samples attacked at this epsilon (survivors of the smaller epsilon)
-    "seconds": "float64",  # attack time at this epsilon
+    "queries": "float64",  # score/decision attacks: model queries per attacked sample at this epsilon
+    "query_budget": "float64",  # score/decision attacks: the most queries per sample their parameters allow
+    "seconds": "float64",  # attack time at this epsilon (a minimum-norm attack's one run: at the smallest)
     "train_seconds": "float64",  # training time of the detector x defence
     "seed": "int64",
     "cell": "string",  # content hash of the cell (cache key)
@@ -41,6 +55,9 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "defense": "string",
     "attack": "string",
     "gradient": "string",
+    "norm": "string",
+    "quantized": "string",
+    "postprocess": "string",
     "epsilon": "float64",
     "epsilon_255": "float64",
     "sample": "int64",  # index into the task's test split
@@ -50,8 +67,10 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "adv_pred": "int64",
     "clean_correct": "bool",
     "adv_correct": "bool",  # still correct under attack (robust)
-    "linf": "float64",  # perturbation norms, [0, 1] units
+    "linf": "float64",  # perturbation norms, [0, 1] units (of the uint8 image in post-processed variants)
     "l2": "float64",
+    "min_norm": "float64",  # minimum-norm attacks: smallest adversarial perturbation found, in `norm`
+    # (0: misclassified from the start; inf: none found); NaN for fixed-epsilon attacks
     "cell": "string",
 }
 

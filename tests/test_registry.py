@@ -26,8 +26,12 @@ def test_registries_hold_the_required_entries() -> None:
     assert DETECTORS.names() == ["bayar", "bondi", "mfr", "plain", "srm"]
     assert {"none", "grad-penalty", "adv-train", "grad-penalty+adv-train", "trades", "jpeg", "median-smooth", "bit-depth",
             "gauss-noise"} <= set(DEFENSES.names())
-    assert ATTACKS.names() == ["art.fgsm", "art.pgd", "foolbox.fgsm", "foolbox.pgd"]
-    assert ATTACKS.names("art.*") == ["art.fgsm", "art.pgd"]
+    assert ATTACKS.names() == [
+        "art.autoattack", "art.bim", "art.cw-l2", "art.deepfool", "art.fgsm", "art.hopskipjump", "art.pgd",
+        "art.pgd-l2", "art.square", "foolbox.boundary", "foolbox.cw-l2", "foolbox.deepfool-l2", "foolbox.fgsm",
+        "foolbox.fmn-l2", "foolbox.fmn-linf", "foolbox.gaussian-noise", "foolbox.pgd", "foolbox.pgd-l2",
+    ]  # fmt: skip
+    assert ATTACKS.names("art.pgd*") == ["art.pgd", "art.pgd-l2"]
 
 
 @pytest.mark.parametrize(("family", "name"), ALL_ENTRIES, ids=[f"{f}:{n}" for f, n in ALL_ENTRIES])

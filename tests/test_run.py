@@ -22,7 +22,7 @@ def test_outputs_are_written(smoke) -> None:
     info = json.loads((out / "run.json").read_text())
     assert info["configuration"]["profile"] == "smoke"
     assert info["versions"]["torch"].startswith("2.")
-    assert info["stats"]["cells"] == 8
+    assert info["stats"]["cells"] == 2 * len(smoke.matrix.attacks)
     assert set(info["datasets"]["median3"]["splits"]) == {"train", "val", "test"}
 
 
@@ -36,26 +36,69 @@ def test_tables_match_their_schema(smoke) -> None:
     assert list(csv.columns) == list(MATRIX_COLUMNS)
     assert list(pd.read_csv(out / "models.csv").columns) == list(MODEL_COLUMNS)
     table = smoke.result.table
-    assert len(table) == 2 * 1 * 4 * 4  # detectors x defences x attacks x epsilons
+    attacks = len(smoke.matrix.attacks)
+    norms = table[table["attack"] != "ensemble"].groupby("norm")["attack"].nunique()
+    # (detectors x defences x (attacks + one ensemble per norm)) x epsilons x 5 variants
+    assert len(table) == 2 * 1 * (attacks + len(norms)) * 4 * 5
     assert (table["error"] == "").all()
-    assert np.allclose(table["epsilon"] * 255, table["epsilon_255"])
+    linf = table[table["norm"] == "linf"]
+    assert np.allclose(linf["epsilon"] * 255, linf["epsilon_255"])
+    l2 = table[table["norm"] == "l2"]
+    assert np.allclose(l2["epsilon"], l2["epsilon_255"] / 255 * 64)  # 64x64 grey patches
+    variants = table.groupby(["quantized", "postprocess"]).size()
+    assert sorted(variants.index) == sorted(
+        [("float", "none"), ("uint8", "none"), ("uint8", "jpeg95"), ("uint8", "jpeg85"), ("uint8", "jpeg75")]
+    )
     assert (table["robust_accuracy_low"] <= table["robust_accuracy"]).all()
     assert (table["robust_accuracy"] <= table["robust_accuracy_high"]).all()
 
 
 def test_table_agrees_with_per_sample_outcomes(smoke) -> None:
-    samples = smoke.result.samples
-    for _, row in smoke.result.table.iterrows():
-        s = samples[(samples["cell"] == row["cell"]) & (samples["epsilon"] == row["epsilon"])]
+    samples = smoke.result.samples.set_index(["cell", "epsilon_255", "quantized", "postprocess"]).sort_index()
+    table = smoke.result.table
+    for _, row in table[table["attack"] != "ensemble"].iterrows():
+        s = samples.loc[(row["cell"], row["epsilon_255"], row["quantized"], row["postprocess"])]
         assert len(s) == row["n"]
         assert s["adv_correct"].mean() == pytest.approx(row["robust_accuracy"])
         assert s["clean_correct"].mean() == pytest.approx(row["clean_accuracy"])
-        assert (s["linf"] <= row["epsilon"] + 1e-6).all()
+        # every stored adversarial image, float or 8-bit, lies inside its budget
+        size = s["linf"] if row["norm"] == "linf" else s["l2"]
+        assert (size <= row["epsilon"] * (1 + 1e-6) + 1e-6).all()
         assert not (s["adv_correct"] & ~s["clean_correct"]).any()
+        if row["postprocess"] == "none":  # 8-bit rounding leaves the (8-bit) clean images as they are
+            floats = samples.loc[(row["cell"], row["epsilon_255"], "float", "none")]
+            assert (s["clean_correct"].to_numpy() == floats["clean_correct"].to_numpy()).all()
+
+
+def test_ensemble_is_the_per_sample_worst_case_and_never_above_any_attack(smoke) -> None:
+    table, samples = smoke.result.table, smoke.result.samples
+    group = ["detector", "defense", "norm", "quantized", "postprocess", "epsilon_255"]
+    ensemble = table[table["attack"] == "ensemble"]
+    assert len(ensemble) == len(table[table["attack"] != "ensemble"].drop_duplicates(group))
+    for _, row in ensemble.iterrows():
+        key = tuple(row[c] for c in group)
+        members = table[(table["attack"] != "ensemble")].set_index(group).loc[[key]]
+        assert (row["robust_accuracy"] <= members["robust_accuracy"] + 1e-12).all()
+        s = samples.set_index(group).loc[[key]]
+        worst = s.groupby("sample")["adv_correct"].all()
+        assert worst.mean() == pytest.approx(row["robust_accuracy"]) and len(worst) == row["n"]
+        assert s["cell"].nunique() == len(members)
+
+
+def test_binary_tasks_report_tpr_and_tnr_consistently(smoke) -> None:
+    table = smoke.result.table
+    samples = smoke.result.samples
+    row = table[(table["attack"] != "ensemble")].iloc[-1]
+    s = samples[(samples["cell"] == row["cell"]) & (samples["epsilon_255"] == row["epsilon_255"])
+                & (samples["quantized"] == row["quantized"]) & (samples["postprocess"] == row["postprocess"])]  # fmt: skip
+    assert row["tpr"] == pytest.approx(s[s["label"] == 1]["adv_correct"].mean())
+    assert row["tnr"] == pytest.approx(s[s["label"] == 0]["adv_correct"].mean())
+    assert table["tpr"].notna().all() and table["tnr"].notna().all()
 
 
 def test_pgd_robust_accuracy_never_rises_with_epsilon(smoke) -> None:
     table = smoke.result.table
+    table = table[(table["quantized"] == "float") & (table["postprocess"] == "none")]
     for _, g in table[table["attack"].str.contains("pgd")].groupby(["detector", "defense", "attack"]):
         acc = g.sort_values("epsilon")["robust_accuracy"].to_numpy()
         assert (np.diff(acc) <= 0).all(), acc
@@ -65,7 +108,8 @@ def test_pgd_robust_accuracy_never_rises_with_epsilon(smoke) -> None:
 @pytest.mark.parametrize("kind", ["pgd", "fgsm"])
 def test_art_and_foolbox_agree_within_their_intervals(smoke, kind: str) -> None:
     table = smoke.result.table
-    table = table.assign(kind=table["attack"].str.extract(r"^\w+\.(\w+)")[0])
+    table = table[(table["quantized"] == "float") & (table["postprocess"] == "none") & (table["norm"] == "linf")]
+    table = table.assign(kind=table["attack"].str.extract(r"^\w+\.([\w-]+)")[0])
     for (detector, eps), g in table[table["kind"] == kind].groupby(["detector", "epsilon"]):
         art, fb = g[g["library"] == "art"].iloc[0], g[g["library"] == "foolbox"].iloc[0]
         assert art["robust_accuracy_low"] <= fb["robust_accuracy_high"], (detector, eps)
@@ -74,6 +118,7 @@ def test_art_and_foolbox_agree_within_their_intervals(smoke, kind: str) -> None:
 
 def test_undefended_detectors_fail_under_pgd(smoke) -> None:
     t = smoke.result.table
+    t = t[(t["quantized"] == "float") & (t["postprocess"] == "none") & (t["norm"] == "linf")]
     pgd8 = t[t["attack"].str.contains("pgd") & (t["epsilon_255"] == 8)]
     assert (pgd8["robust_accuracy"] <= 0.1).all()
     assert (pgd8["clean_accuracy"] - pgd8["robust_accuracy"] >= 0.5).all()
@@ -82,7 +127,7 @@ def test_undefended_detectors_fail_under_pgd(smoke) -> None:
 def test_rerun_is_served_from_the_cache(smoke) -> None:
     again = Runner(smoke.matrix, results_dir=smoke.results_dir, cache_dir=smoke.cache_dir).run()
     assert again.stats["cells_computed"] == 0 and again.stats["models_trained"] == 0
-    assert again.stats["cells_cached"] == 8
+    assert again.stats["cells_cached"] == again.stats["cells"] == 2 * len(smoke.matrix.attacks)
     pd.testing.assert_frame_equal(again.table, smoke.result.table)
 
 
@@ -117,7 +162,8 @@ def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         runner.run()
     written = pd.read_csv(tmp_path / "tiny" / "matrix.csv")
-    assert len(written) == 2 and written["attack"].nunique() == 1  # the finished cell, both epsilons
+    cell = written[written["attack"] != "ensemble"]
+    assert len(cell) == 2 * 5 and cell["attack"].nunique() == 1  # the finished cell: 2 epsilons x 5 variants
     resumed = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
     assert resumed.stats["cells_cached"] == 1 and resumed.stats["cells_computed"] == 1
     assert resumed.stats["models_trained"] == 0
@@ -141,7 +187,7 @@ def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> Non
         matrix = parse_matrix(_tiny(attacks=["test.broken", "art.fgsm"]))
         result = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
         broken = result.table[result.table["attack"] == "test.broken"]
-        assert len(broken) == 2 and broken["error"].str.contains("RuntimeError: boom").all()
+        assert len(broken) == 2 * 5 and broken["error"].str.contains("RuntimeError: boom").all()
         assert broken["robust_accuracy"].isna().all()
         assert (result.table[result.table["attack"] == "art.fgsm"]["error"] == "").all()
         assert result.stats["cells_failed"] == 1
@@ -172,13 +218,14 @@ def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp
     result = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
     table = result.table
     assert (table["error"] == "").all(), table["error"].unique()
-    by_defense = table.groupby("defense")["gradient"].agg(lambda g: sorted(set(g)))
+    by_defense = table[table["attack"] != "ensemble"].groupby("defense")["gradient"].agg(lambda g: sorted(set(g)))
     assert by_defense["none"] == ["exact"]
     assert by_defense["bit-depth[bits=3]"] == ["bpda", "exact", "oblivious"]
     assert by_defense["gauss-noise[eot_samples=2,sigma=2.0]"] == ["eot", "exact", "oblivious"]
     assert table["model"].nunique() == 1 and result.stats["models_trained"] == 1  # one undefended model, shared
-    assert table["cell"].nunique() == 7
+    assert table[table["attack"] != "ensemble"]["cell"].nunique() == 7
     assert len(result.models) == 3 and result.models["model"].nunique() == 1
+    table = table[(table["quantized"] == "float") & (table["postprocess"] == "none") & (table["attack"] != "ensemble")]
     bits = table[table["defense"] == "bit-depth[bits=3]"].set_index(["gradient", "epsilon_255"])
     # every evaluation judges through the transform: the same clean accuracy, below the bare model's
     assert bits["clean_accuracy"].nunique() == 1
@@ -186,3 +233,5 @@ def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp
         assert bits.loc[("bpda", eps), "robust_accuracy"] <= bits.loc[("exact", eps), "robust_accuracy"]
     samples = result.samples
     assert set(samples["gradient"]) == {"exact", "bpda", "eot", "oblivious"}
+    ensemble = result.table[result.table["attack"] == "ensemble"]
+    assert set(ensemble["gradient"]) == {"any"} and set(ensemble["defense"]) == set(table["defense"])

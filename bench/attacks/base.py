@@ -1,12 +1,21 @@
 """Common attack interface: a final template method that owns the shared work.
 
 Subclasses implement ``prepare`` (wrap the detector for their library, once per call) and
-``run`` (perturb a batch at one epsilon). ``Attack.__call__`` sweeps the epsilons in
-increasing order and only attacks, at each epsilon, the samples still robust at the previous
-one: an adversarial example found inside a smaller ball also lies inside every larger one, so
-robust accuracy can only fall with epsilon and a sweep costs little more than its largest
-epsilon. Every returned image is checked to lie inside its epsilon ball and in [0, 1]; a
-library that returns anything else makes the attack fail loudly rather than count.
+either ``run`` (perturb a batch at one epsilon: *fixed-epsilon* attacks) or, for
+*minimum-norm* attacks (``minimum_norm = True``), ``run_unbounded`` (the smallest adversarial
+perturbation the attack finds, whatever its size).
+
+``Attack.__call__`` sweeps the epsilons in increasing order. A fixed-epsilon attack only
+attacks, at each epsilon, the samples still robust at the previous one: an adversarial example
+found inside a smaller ball also lies inside every larger one, so robust accuracy can only fall
+with epsilon and a sweep costs little more than its largest epsilon. A minimum-norm attack runs
+once; each sample's smallest successful perturbation norm (``AttackResult.min_norm``) gives the
+robust accuracy at every epsilon and a continuous curve. Every returned image is checked to lie
+inside its epsilon ball (in the attack's norm) and in [0, 1]; a library that returns anything
+else makes the attack fail loudly rather than count.
+
+Norms: ``linf`` budgets are eps in [0, 1] units; ``l2`` budgets are Euclidean norms in [0, 1]
+units (the matrix scales them to the patch size, see :func:`l2_budget`).
 """
 
 from __future__ import annotations
@@ -21,7 +30,34 @@ import numpy as np
 if TYPE_CHECKING:
     from torch import nn
 
-BUDGET_TOLERANCE = 1e-6  # float32 rounding allowed beyond the epsilon ball / [0, 1] box
+BUDGET_TOLERANCE = 1e-6  # float32 rounding allowed beyond the epsilon ball / [0, 1] box (relative for l2)
+NORMS = ("linf", "l2")
+THREATS = ("white-box", "score", "decision", "control")
+
+
+def l2_budget(eps_255: float, shape: tuple[int, ...]) -> float:
+    """The L2 budget of a matrix epsilon e (8-bit units) for images of ``shape`` (C, H, W).
+
+    e/255 * sqrt(C*H*W): the L2 norm of a perturbation that changes every pixel by e grey
+    levels, so the same e means a comparable per-pixel change at any patch size (64x64 grey:
+    e = 1 -> 0.251).
+    """
+    return eps_255 / 255.0 * float(np.sqrt(np.prod(shape)))
+
+
+def norms(delta: np.ndarray, norm: str) -> np.ndarray:
+    """Per-sample norm of perturbations shaped (N, ...), in float64."""
+    flat = np.asarray(delta, dtype=np.float64).reshape(len(delta), -1)
+    if norm == "linf":
+        return np.abs(flat).max(axis=1, initial=0.0)
+    if norm == "l2":
+        return np.sqrt((flat * flat).sum(axis=1))
+    raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+
+
+def within(delta_norms: np.ndarray, eps: float) -> np.ndarray:
+    """Whether perturbation norms lie inside the eps ball (up to float32 rounding)."""
+    return delta_norms <= eps + BUDGET_TOLERANCE * max(1.0, eps)
 
 
 class AttackBudgetError(RuntimeError):
@@ -43,8 +79,14 @@ class AttackResult:
     clean_pred: np.ndarray  # (N,)
     adv_pred: np.ndarray  # (E, N)
     x_adv: np.ndarray  # (E, N, C, H, W)
-    seconds: np.ndarray  # (E,) attack time per epsilon (excluding the shared clean pass)
+    seconds: np.ndarray  # (E,) attack time per epsilon (excluding the shared clean pass); a
+    # minimum-norm attack's single run counts at the smallest epsilon
     attacked: np.ndarray  # (E,) number of samples attacked at each epsilon
+    norm: str = "linf"
+    # (N,) minimum-norm attacks only: each sample's smallest adversarial perturbation found, in
+    # ``norm`` ([0, 1] units); 0 where misclassified from the start, inf where none was found
+    min_norm: np.ndarray | None = None
+    queries: np.ndarray | None = None  # (E,) model queries per attacked sample, where the attack counts them
 
     @property
     def clean_correct(self) -> np.ndarray:
@@ -83,29 +125,80 @@ def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarra
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def project_checked(adv: np.ndarray, x: np.ndarray, eps: float, who: str) -> np.ndarray:
-    """Check that ``adv`` lies in the Linf ball of radius eps around x and in [0, 1].
+def project_checked(adv: np.ndarray, x: np.ndarray, eps: float, who: str, norm: str = "linf") -> np.ndarray:
+    """Check that ``adv`` lies in the ``norm`` ball of radius eps around x and in [0, 1].
 
-    Float32 rounding up to BUDGET_TOLERANCE is clipped away; anything larger raises
+    Float32 rounding up to BUDGET_TOLERANCE is projected away; anything larger raises
     AttackBudgetError.
     """
     adv = np.asarray(adv, dtype=np.float32).reshape(x.shape)
     if not np.all(np.isfinite(adv)):
         raise AttackBudgetError(f"{who} returned non-finite pixels")
-    over = np.abs(adv.astype(np.float64) - x.astype(np.float64)).max(initial=0.0) - eps
+    size = norms(adv.astype(np.float64) - x.astype(np.float64), norm)
+    over = float(size.max(initial=0.0)) - eps
     outside = max(-float(adv.min(initial=0.0)), float(adv.max(initial=1.0)) - 1.0)
-    if over > BUDGET_TOLERANCE or outside > BUDGET_TOLERANCE:
+    if not within(size, eps).all() or outside > BUDGET_TOLERANCE:
+        name = {"linf": "Linf", "l2": "L2"}[norm]
         raise AttackBudgetError(
-            f"{who} left its budget at eps={eps:.6g}: Linf exceeds eps by {over:.3g}, [0,1] exceeded by {outside:.3g}"
+            f"{who} left its budget at eps={eps:.6g}: {name} exceeds eps by {over:.3g}, [0,1] exceeded by {outside:.3g}"
         )
-    return np.clip(np.clip(adv, x - np.float32(eps), x + np.float32(eps)), 0.0, 1.0)
+    return clip_to_ball(adv, x, eps, norm)
+
+
+def clip_to_ball(adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """Project float32 images into the eps ball around x (in ``norm``) and into [0, 1]."""
+    adv = np.clip(adv.astype(np.float32), 0.0, 1.0)
+    if norm == "linf":
+        return np.clip(np.clip(adv, x - np.float32(eps), x + np.float32(eps)), 0.0, 1.0)
+    for _ in range(8):  # shrinking towards x keeps [0, 1]; float32 rounding may need a second pass
+        size = norms(adv - x, "l2")
+        over = size > eps
+        if not over.any():
+            break
+        scale = (eps / size[over] * (1 - 1e-6)).astype(np.float32).reshape(-1, *([1] * (x.ndim - 1)))
+        adv[over] = x[over] + (adv[over] - x[over]) * scale
+    return adv
+
+
+def quantize(adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
+    """Round adversarial images to 8-bit levels, staying inside the eps ball and [0, 1].
+
+    ``x`` must be on the 8-bit grid (images read from 8-bit files are). Rounding to the nearest
+    level moves a pixel by at most half a level; where that leaves the Linf ball the pixel steps
+    one level back towards x. For L2, an image that rounding pushes out of the ball is instead
+    rounded towards x pixel by pixel (truncation), which can only shrink every coordinate of
+    the perturbation. The result is float32 on the grid.
+    """
+    levels = np.rint(np.asarray(x, dtype=np.float64) * 255.0)
+    if not np.allclose(levels / 255.0, x, atol=1e-6):
+        raise ValueError("quantize: the clean images are not on the 8-bit grid")
+    step = np.rint(np.asarray(adv, dtype=np.float64) * 255.0) - levels  # perturbation in whole levels
+    if norm == "linf":
+        limit = np.floor(eps * 255.0 + 1e-6)
+        step = np.clip(step, -limit, limit)
+    else:
+        size = np.sqrt((step.reshape(len(step), -1) ** 2).sum(axis=1)) / 255.0
+        out = ~within(size, eps)
+        if out.any():
+            exact = np.asarray(adv, dtype=np.float64)[out] * 255.0 - levels[out]
+            step[out] = np.trunc(np.round(exact, 6))
+    q = np.clip(levels + step, 0.0, 255.0) / 255.0
+    return q.astype(np.float32)
 
 
 class Attack(abc.ABC):
-    """A fixed-epsilon attack on a PyTorch detector (inputs in [0, 1], logits out)."""
+    """An attack on a PyTorch detector (inputs in [0, 1], logits out).
+
+    Class attributes describe it for the tables: ``library``, ``norm`` (linf | l2),
+    ``minimum_norm`` (runs once, unbounded) and ``threat`` (white-box | score | decision |
+    control: a non-adversarial perturbation at the same budget). Score- and decision-based
+    attacks report their per-sample query budget through :meth:`query_budget`.
+    """
 
     library: ClassVar[str]
     norm: ClassVar[str] = "linf"
+    minimum_norm: ClassVar[bool] = False
+    threat: ClassVar[str] = "white-box"
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -113,13 +206,25 @@ class Attack(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(self.params.items()))})"
 
+    def query_budget(self) -> int | None:
+        """Most model queries the attack makes per sample (score/decision attacks); None if unbounded."""
+        return None
+
     @abc.abstractmethod
     def prepare(self, model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Any:
         """Wrap the detector for the attack library (called once per sweep)."""
 
-    @abc.abstractmethod
     def run(self, handle: Any, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
-        """Return adversarial versions of ``x`` (float32, same shape) at Linf budget ``eps``."""
+        """Fixed-epsilon attacks: adversarial versions of ``x`` (float32, same shape) within ``eps``."""
+        raise NotImplementedError(f"{type(self).__name__} is a minimum-norm attack: it implements run_unbounded")
+
+    def run_unbounded(self, handle: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Minimum-norm attacks: the smallest adversarial version of each image the attack finds.
+
+        Images it could not make adversarial may come back unchanged or with any perturbation:
+        the harness checks every returned image on the detector and keeps only successes.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is a fixed-epsilon attack: it implements run")
 
     @final
     def __call__(
@@ -132,7 +237,7 @@ class Attack(abc.ABC):
         seed: int,
         surrogate: nn.Module | None = None,
     ) -> AttackResult:
-        """Attack ``model`` on (x, y) at every epsilon; see the module docstring for the sweep.
+        """Attack ``model`` on (x, y) at every epsilon (in this attack's norm); see the module docstring.
 
         ``surrogate``: craft the adversarial images on this model instead (its gradients), and
         judge them on ``model`` - a transfer attack; the harness uses it for the oblivious
@@ -149,21 +254,27 @@ class Attack(abc.ABC):
             num_classes = int(model(torch.from_numpy(x[:1])).shape[1])
         if surrogate is not None:
             surrogate.eval()
-        handle = self.prepare(surrogate if surrogate is not None else model, tuple(x.shape[1:]), num_classes)
+        target = surrogate if surrogate is not None else model
+        counter = QueryCounter(target) if self.threat in ("score", "decision") else None
+        handle = self.prepare(counter if counter is not None else target, tuple(x.shape[1:]), num_classes)
+        if self.minimum_norm:
+            return self._minimum_norm(model, handle, x, y, eps_sorted, clean_pred, seed, counter)
         pred = clean_pred.copy()
         current = x.copy()
-        x_adv, adv_pred, seconds, attacked = [], [], [], []
+        x_adv, adv_pred, seconds, attacked, queries = [], [], [], [], []
         for k, eps in enumerate(eps_sorted):
             idx = np.flatnonzero(pred == y)  # correct so far: clean-correct and not yet fooled
             start = time.perf_counter()
+            if counter is not None:
+                counter.count = 0
             if idx.size:
-                torch.manual_seed(seed + 7919 * k)
-                np.random.seed((seed + 7919 * k) % 2**32)  # ART draws random starts from numpy's global RNG
+                _seed_everything(seed + 7919 * k)
                 adv = self.run(handle, x[idx], y[idx], float(eps))
-                current[idx] = project_checked(adv, x[idx], float(eps), repr(self))
+                current[idx] = project_checked(adv, x[idx], float(eps), repr(self), self.norm)
                 pred[idx] = predict(model, current[idx])
             seconds.append(time.perf_counter() - start)
             attacked.append(idx.size)
+            queries.append(counter.count / idx.size if counter is not None and idx.size else 0.0)
             x_adv.append(current.copy())
             adv_pred.append(pred.copy())
         return AttackResult(
@@ -175,4 +286,72 @@ class Attack(abc.ABC):
             x_adv=np.stack(x_adv),
             seconds=np.asarray(seconds),
             attacked=np.asarray(attacked),
+            norm=self.norm,
+            queries=np.asarray(queries) if counter is not None else None,
         )
+
+    def _minimum_norm(self, model: nn.Module, handle: Any, x: np.ndarray, y: np.ndarray, eps_sorted: np.ndarray,
+                      clean_pred: np.ndarray, seed: int, counter: Any) -> AttackResult:  # fmt: skip
+        """One unbounded run; robust at eps iff no adversarial example of norm <= eps was found."""
+        idx = np.flatnonzero(clean_pred == y)
+        min_norm = np.where(clean_pred == y, np.inf, 0.0)
+        found = x.copy()
+        found_pred = clean_pred.copy()
+        start = time.perf_counter()
+        if idx.size:
+            _seed_everything(seed)
+            adv = np.asarray(self.run_unbounded(handle, x[idx], y[idx]), dtype=np.float32).reshape(x[idx].shape)
+            if not np.all(np.isfinite(adv)):
+                raise AttackBudgetError(f"{self!r} returned non-finite pixels")
+            adv = np.clip(adv, 0.0, 1.0)  # libraries clip already; float32 rounding aside
+            pred = predict(model, adv)
+            fooled = pred != y[idx]
+            size = norms(adv - x[idx], self.norm)
+            min_norm[idx] = np.where(fooled, size, np.inf)
+            found[idx] = np.where(fooled[:, None, None, None], adv, x[idx])
+            found_pred[idx] = np.where(fooled, pred, clean_pred[idx])
+        seconds = time.perf_counter() - start
+        per_sample = counter.count / idx.size if counter is not None and idx.size else 0.0
+        x_adv, adv_pred = [], []
+        for eps in eps_sorted:
+            take = (clean_pred == y) & within(min_norm, float(eps))
+            x_adv.append(np.where(take[:, None, None, None], found, x))
+            adv_pred.append(np.where(take, found_pred, clean_pred))
+        return AttackResult(
+            epsilons=eps_sorted,
+            x=x,
+            y=y,
+            clean_pred=clean_pred,
+            adv_pred=np.stack(adv_pred),
+            x_adv=np.stack(x_adv),
+            seconds=np.array([seconds] + [0.0] * (len(eps_sorted) - 1)),
+            attacked=np.array([idx.size] + [0] * (len(eps_sorted) - 1)),
+            norm=self.norm,
+            min_norm=min_norm,
+            queries=np.array([per_sample] + [0.0] * (len(eps_sorted) - 1)) if counter is not None else None,
+        )
+
+
+def QueryCounter(model: nn.Module) -> nn.Module:  # noqa: N802 - a class built lazily (torch imported late)
+    """Wrap a detector so that every image it is asked about counts as one query (``.count``)."""
+    from torch import nn
+
+    class _QueryCounter(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+            self.count = 0
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            self.count += int(x.shape[0])
+            return self.inner(x)
+
+    return _QueryCounter(model).eval()
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed torch and numpy's global generators (ART draws random starts from numpy's)."""
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)

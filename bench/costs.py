@@ -1,0 +1,160 @@
+"""What attacks cost, measured in one process on the matrix's own trained models.
+
+``python -m bench costs`` answers two questions a reader of the tables asks:
+
+- does sweeping several epsilons cost much more than attacking at the largest one? A
+  fixed-epsilon sweep attacks, at each epsilon, only the samples still robust at the previous
+  one (``bench/attacks/base.py``), so on an undefended detector, where almost nothing survives
+  the smallest epsilon, it should cost little more than one epsilon; on an adversarially
+  trained detector survivors are many and the ratio grows;
+- do the white-box minimum-norm attacks, run once per cell, give the same curve as a
+  fixed-epsilon PGD sweep in the same norm, and at what cost relative to one PGD run at a single
+  epsilon?
+
+Every timing is taken in this process, back to back on the same samples, so the ratios compare
+like with like (never compare absolute seconds across machines). The table is printed and
+written to ``results/<profile>/costs.csv``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from bench.cache import atomic_write_text
+from bench.matrix import Matrix
+from bench.registry import Spec
+
+PGD = {"linf": "art.pgd", "l2": "art.pgd-l2"}
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def measure_costs(
+    matrix: Matrix,
+    *,
+    results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    defenses: tuple[Spec, ...] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> pd.DataFrame:
+    """Sweep-versus-largest-epsilon and minimum-norm-versus-PGD costs on every model of a matrix.
+
+    Models come from the cache (trained first if missing, like a run). ``defenses`` restricts the
+    training-time defences measured (input transforms are skipped: their cost is the wrapped
+    detector's).
+    """
+    from bench.attacks import create_attack
+    from bench.attacks.base import predict
+    from bench.data import build_dataset, builtin_source
+    from bench.runner import cell_epsilons, is_input_transform, plan_models, test_subset
+    from bench.training import train_or_load
+
+    source = builtin_source()
+    cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
+    # white-box minimum-norm attacks; the decision-based ones (HopSkipJump, Boundary) are minimum-norm
+    # too, but their cost is set by their query budgets, not by a number of gradient steps
+    minimum = [a for a in matrix.attacks if (m := create_attack(a)).minimum_norm and m.threat == "white-box"]
+    rows = []
+    datasets = {}
+    for job in plan_models(matrix, source):
+        if is_input_transform(job.defense) or (defenses is not None and job.defense not in defenses):
+            continue
+        if job.task not in datasets:
+            datasets = {job.task: build_dataset(job.task, source, matrix.data, matrix.seed, cache)}
+        dataset = datasets[job.task]
+        trained = train_or_load(dataset, job.detector, job.trained_as, matrix.training, matrix.seed, cache, key=job.key)
+        idx = test_subset(dataset, matrix.n_samples, matrix.seed)
+        x, y = dataset.floats("test")[idx], dataset.y["test"][idx]
+        model = trained.model
+        base = {"task": str(job.task), "detector": str(job.detector), "defense": str(job.defense), "n": len(y),
+                "clean_accuracy": float((predict(model, x) == y).mean())}  # fmt: skip
+        curves = {}
+        for norm in ("linf", "l2"):
+            if norm == "l2" and not any(create_attack(a).norm == "l2" for a in minimum):
+                continue
+            pgd = create_attack(PGD[norm])
+            eps = cell_epsilons(matrix, norm, tuple(x.shape[1:]))
+            single, t_single = _timed(lambda: pgd(model, x, y, eps[-1:], seed=matrix.seed))
+            sweep, t_sweep = _timed(lambda: pgd(model, x, y, eps, seed=matrix.seed))
+            curves[norm] = sweep.robust_accuracy
+            rows.append({**base, "measure": "sweep / largest epsilon", "attack": PGD[norm], "norm": norm,
+                         "seconds": t_sweep, "reference_seconds": t_single, "ratio": t_sweep / t_single,
+                         "attacked": " ".join(str(a) for a in sweep.attacked),
+                         "curve": _curve(sweep.robust_accuracy), "pgd_curve": "", "max_gap": np.nan})  # fmt: skip
+            progress(f"{job.label}: {PGD[norm]} sweep {t_sweep:.1f}s vs largest eps alone {t_single:.1f}s "
+                     f"({t_sweep / t_single:.2f}x); survivors attacked {sweep.attacked.tolist()}")  # fmt: skip
+            for spec in minimum:
+                attack = create_attack(spec)
+                if attack.norm != norm:
+                    continue
+                result, t_min = _timed(lambda a=attack: a(model, x, y, eps, seed=matrix.seed))
+                gap = float(np.abs(result.robust_accuracy - curves[norm]).max())
+                rows.append({**base, "measure": "minimum-norm run / one PGD run", "attack": str(spec), "norm": norm,
+                             "seconds": t_min, "reference_seconds": t_single, "ratio": t_min / t_single,
+                             "attacked": str(int(result.attacked[0])), "curve": _curve(result.robust_accuracy),
+                             "pgd_curve": _curve(curves[norm]), "max_gap": gap})  # fmt: skip
+                progress(f"{job.label}: {spec} {t_min:.1f}s = {t_min / t_single:.2f}x one PGD run; curve "
+                         f"{_curve(result.robust_accuracy)} vs PGD sweep {_curve(curves[norm])} (max gap {gap:.3f})")  # fmt: skip
+    table = pd.DataFrame(rows)
+    out = Path(results_dir) / matrix.profile
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "costs.csv", table.to_csv(index=False))
+    return table
+
+
+def _curve(values: np.ndarray) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
+def measure_training_costs(
+    matrix: Matrix,
+    *,
+    epochs: int = 3,
+    results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> pd.DataFrame:
+    """Training time of every (task, detector, training-time defence) of a matrix against the
+    undefended detector's, trained back to back in this process for ``epochs`` epochs each.
+
+    The per-epoch cost of a defence does not depend on the number of epochs (the trainer does
+    the same work every epoch), so a few epochs measure the ratio that the full training shows,
+    without tying the machine up for the whole defence zoo. Nothing is cached or written but
+    ``training-costs.csv``.
+    """
+    import dataclasses
+
+    from bench.data import build_dataset, builtin_source
+    from bench.runner import is_input_transform
+    from bench.training import train
+
+    source = builtin_source()
+    cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
+    config = dataclasses.replace(matrix.training, epochs=epochs)
+    defenses = [d for d in matrix.defenses if not is_input_transform(d)]
+    rows = []
+    for task in matrix.tasks:
+        dataset = build_dataset(task, source, matrix.data, matrix.seed, cache)
+        for detector in matrix.detectors:
+            base = None
+            for defense in sorted(defenses, key=lambda d: d.name != "none"):  # the undefended detector first
+                _, meta = train(detector, dataset, defense, config, matrix.seed)
+                per_epoch = meta.seconds / epochs
+                base = base if base is not None else (per_epoch if defense.name == "none" else np.nan)
+                rows.append({"task": str(task), "detector": str(detector), "defense": str(defense), "epochs": epochs,
+                             "seconds": meta.seconds, "seconds_per_epoch": per_epoch, "ratio": per_epoch / base})  # fmt: skip
+                progress(f"{task} | {detector} | {defense}: {per_epoch:.1f}s per epoch, {per_epoch / base:.2f}x none")
+    table = pd.DataFrame(rows)
+    out = Path(results_dir) / matrix.profile
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "training-costs.csv", table.to_csv(index=False))
+    return table
