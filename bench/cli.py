@@ -1,7 +1,9 @@
-"""Command line: ``python -m bench run|zoo|costs|list``.
+"""Command line: ``python -m bench run|zoo|costs|list|figures|tables|report|check``.
 
 Bad input (matrix file, options, image folder) is reported as one line on stderr with exit
 status 2 and nothing written; an interrupted run keeps every finished cell and exits 130.
+``run --strict`` exits 3 when any trust flag (docs/flags.md) is raised, after writing every
+output (failed cells, status 1, take precedence).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import commands
 from bench.errors import BenchError
 
 
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
         cmd.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
         cmd.set_defaults(default_profile=default)
+    run.add_argument("--strict", action="store_true",
+                     help="exit with status 3 when any trust flag is raised (docs/flags.md), after writing every output")  # fmt: skip
     zoo.add_argument("--readme", default="README.md", metavar="FILE",
                      help="copy the table into FILE between its zoo-table markers (default: README.md, if present)")  # fmt: skip
     costs.add_argument("--defense", action="append", default=None, metavar="NAME",
@@ -47,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                             "matrix against the undefended detector, back to back")  # fmt: skip
     ls = sub.add_parser("list", help="list registered tasks, detectors, defences, attacks and profiles")
     ls.add_argument("family", nargs="?", choices=["tasks", "detectors", "defenses", "attacks", "profiles"])
+    commands.add_parsers(sub)  # figures, tables, report, check (bench/commands.py)
     return parser
 
 
@@ -105,7 +111,9 @@ def _run(args: argparse.Namespace) -> int:
               "rerun to continue", file=sys.stderr)  # fmt: skip
         return 130
     _summary(result)
-    return 1 if result.stats["cells_failed"] else 0
+    if result.stats["cells_failed"]:
+        return 1
+    return 3 if args.strict and (result.table["flags"] != "").any() else 0
 
 
 def _zoo(runner, readme: Path) -> int:  # noqa: ANN001 - Runner, imported lazily
@@ -169,6 +177,8 @@ def _summary(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
         wide.columns = [f"e={c:g}" for c in wide.columns]
         clean = floats.groupby(index, sort=False)["clean_accuracy"].first()
         wide.insert(0, "clean", clean)
+        union = lambda f: ",".join(dict.fromkeys(n for v in f for n in v.split(",") if n))  # noqa: E731
+        wide["flags"] = ok.groupby(index, sort=False)["flags"].agg(union).reindex(wide.index).fillna("")  # any eps/variant
         ensemble = ok[ok["attack"] == "ensemble"].assign(variant=lambda t: t["quantized"] + "/" + t["postprocess"])
         index = ["detector", "defense", "norm", "variant"]
         variants = ensemble.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
@@ -180,12 +190,33 @@ def _summary(result) -> None:  # noqa: ANN001 - RunResult, imported lazily
             if len(variants):
                 print("ensemble (worst case per sample over all attacks) after 8-bit rounding and JPEG recompression")
                 print(variants.to_string())
+    _flag_summary(table)
     failed = table[table["error"] != ""].drop_duplicates("cell")
     for _, row in failed.iterrows():
         print(f"FAILED {row['detector']} | {row['defense']} | {row['attack']}: {row['error']}")
     s = result.stats
     print(f"{s['cells']} cells: {s['cells_computed']} computed, {s['cells_cached']} from cache, {s['cells_failed']} failed; "
           f"{s['models_trained']} models trained; {s['total_seconds']:.1f}s -> {result.out_dir}")  # fmt: skip
+
+
+def _flag_summary(table, limit: int = 40) -> None:  # noqa: ANN001 - DataFrame, imported lazily
+    """The trust flags raised: rows per flag with the link to its explanation, then each flagged attack."""
+    from bench.flags import flag_counts, flagged_cells, link
+
+    counts = {name: n for name, n in flag_counts(table).items() if n}
+    if not counts:
+        print(f"trust flags: none raised ({link('')[:-1]})")
+        return
+    rows = int((table["flags"] != "").sum())
+    print(f"TRUST FLAGS: {len(counts)} raised, on {rows} of {len(table)} rows (flags column of matrix.csv)")
+    for name, n in counts.items():
+        print(f"  {name:24s} {n:6d} rows  {link(name)}")
+    cells = flagged_cells(table)
+    for _, c in cells.head(limit).iterrows():
+        print(f"  {c['flag']:24s} {c['detector']} | {c['defense']} | {c['attack']} ({c['gradient']}, {c['norm']}): "
+              f"e={c['epsilons_255']} [{c['variants']}]")  # fmt: skip
+    if len(cells) > limit:
+        print(f"  ... and {len(cells) - limit} more flagged attack curves (flag_* columns of matrix.csv)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list(args.family)
             return 0
+        if args.command in commands.COMMANDS:
+            return commands.run(args)
         return _run(args)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -55,7 +55,8 @@ def measure_costs(
     from bench.attacks import create_attack
     from bench.attacks.base import predict
     from bench.data import build_dataset, builtin_source
-    from bench.runner import cell_epsilons, is_input_transform, plan_models, test_subset
+    from bench.cells import cell_epsilons, is_input_transform, test_subset
+    from bench.runner import plan_models
     from bench.training import train_or_load
 
     source = builtin_source()
@@ -134,7 +135,7 @@ def measure_training_costs(
     import dataclasses
 
     from bench.data import build_dataset, builtin_source
-    from bench.runner import is_input_transform
+    from bench.cells import is_input_transform
     from bench.training import train
 
     source = builtin_source()

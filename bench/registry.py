@@ -57,6 +57,11 @@ def at_most(bound: float) -> Check:
     return Check(lambda v: v <= bound, f"<= {bound}")
 
 
+def less_than(bound: float) -> Check:
+    """Value must be < bound."""
+    return Check(lambda v: v < bound, f"< {bound}")
+
+
 @dataclass(frozen=True)
 class Param:
     """One typed keyword-only parameter of an entry."""

@@ -15,7 +15,6 @@ import platform
 import re
 import time
 import traceback
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -24,15 +23,16 @@ import numpy as np
 import pandas as pd
 
 from bench.cache import atomic_write, atomic_write_text, digest, files_digest
+from bench.cells import attack_gradients, compute_cell, is_input_transform, positive_class
 from bench.data import ImageSource, builtin_source, dataset_key, folder_source, read_dataset_info
 from bench.matrix import Matrix
 from bench.registry import Spec
 from bench.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, conform
-from bench.stats import rate, wilson
+from bench.flags import add_flags, flag_counts
+from bench.stats import success_rate_intervals, wilson, wilson_arrays
 from bench.versions import package_version, versions
 
 if TYPE_CHECKING:
-    from bench.attacks.base import AttackResult
     from bench.data import Dataset
     from bench.training import ModelMeta, TrainedModel
 
@@ -82,20 +82,6 @@ class Cell:
         return f"{self.model.label} | {self.attack}{via}"
 
 
-def is_input_transform(defense: Spec) -> bool:
-    """Whether a defence acts at inference time (wrapping an undefended detector)."""
-    from defenses import create_defense
-    from defenses.input_transforms import InputTransform
-
-    return isinstance(create_defense(defense), InputTransform)
-
-
-def attack_gradients(defense: Spec) -> tuple[str, ...]:
-    """The gradients each attack is run with on this defence (the naive one first)."""
-    from defenses import create_defense
-
-    return getattr(create_defense(defense), "gradients", ("exact",))
-
 
 @dataclass
 class RunResult:
@@ -109,11 +95,12 @@ class RunResult:
 
 
 def _attack_code_digest() -> str:
-    """The runner, the post-processing of adversarial images and the attack code every entry
-    shares (each entry's own file is hashed apart)."""
+    """The cell computation, the post-processing of adversarial images and the attack code every
+    entry shares (each entry's own file is hashed apart). This file (orchestration) is not hashed."""
     from bench.attacks import ATTACKS
 
-    return files_digest([Path(__file__), Path(__file__).with_name("postprocess.py"), *ATTACKS.shared_files()])
+    here = Path(__file__).parent
+    return files_digest([here / "cells.py", here / "postprocess.py", *ATTACKS.shared_files()])
 
 
 def cell_key(model_key: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix) -> str:
@@ -136,6 +123,22 @@ def cell_key(model_key: str, defense: Spec, attack: Spec, gradient: str, matrix:
         package_version(ATTACKS.entry(attack.name).info.package),
         package_version("torch"),
     )
+
+
+def images_attack(matrix: Matrix) -> Spec | None:
+    """The attack whose 8-bit adversarial images a run keeps (for transferability and the gallery):
+    the matrix's first white-box fixed-epsilon Linf attack, a PGD if there is one."""
+    from bench.attacks import create_attack
+
+    candidates = [a for a in matrix.attacks
+                  if (m := create_attack(a)).threat == "white-box" and not m.minimum_norm and m.norm == "linf"]  # fmt: skip
+    return next((a for a in candidates if "pgd" in a.name), candidates[0] if candidates else None)
+
+
+def keeps_images(cell: Cell, matrix: Matrix) -> bool:
+    """Whether a cell's images are kept: the :func:`images_attack` on training-time defences
+    (input transforms are left out: their images are the undefended detector's or its transform's)."""
+    return cell.gradient == "exact" and not is_input_transform(cell.model.defense) and cell.attack == images_attack(matrix)
 
 
 def plan_models(matrix: Matrix, source: ImageSource) -> list[ModelJob]:
@@ -164,106 +167,6 @@ def plan(matrix: Matrix, source: ImageSource) -> list[Cell]:
         for gradient in attack_gradients(job.defense)
     ]
 
-
-def test_subset(dataset: Dataset, n: int, seed: int) -> np.ndarray:
-    """Indices of the attacked test patches: a seeded sample of n (all if fewer), sorted."""
-    total = len(dataset.y["test"])
-    if n >= total:
-        return np.arange(total)
-    rng = np.random.default_rng([seed, zlib.crc32(b"test-subset")])
-    return np.sort(rng.choice(total, n, replace=False))
-
-
-def positive_class(classes: list[str]) -> int | None:
-    """The manipulated class of a binary pristine-vs-manipulated task (None for other tasks)."""
-    return 1 if len(classes) == 2 and classes[0] == "pristine" else None
-
-
-def cell_epsilons(matrix: Matrix, norm: str, shape: tuple[int, ...]) -> tuple[float, ...]:
-    """The matrix's budgets in an attack's norm, [0, 1] units (l2: scaled to the patch size)."""
-    from bench.attacks.base import l2_budget
-
-    if norm == "l2":
-        return tuple(l2_budget(e, shape) for e in matrix.epsilons_255)
-    return matrix.epsilons
-
-
-def cell_tables(cell: Cell, result: AttackResult, variants: list, indices: np.ndarray, sources: np.ndarray,
-                trained: TrainedModel, seed: int, classes: list[str], eps_255: tuple[float, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Tidy rows (one per epsilon and variant) and per-sample rows of a finished cell."""
-    from bench.attacks import ATTACKS, create_attack
-
-    info = ATTACKS.entry(cell.attack.name).info
-    attack = create_attack(cell.attack)
-    budget = attack.query_budget()
-    positive = positive_class(classes)
-    y = result.y
-    min_norm = result.min_norm.astype(np.float64) if result.min_norm is not None else np.full(len(y), np.nan)
-    rows, samples = [], []
-    job = cell.model
-    for variant in variants:
-        clean = variant.clean_pred == y
-        clean_acc, clean_low, clean_high = rate(clean)
-        adv_correct = variant.adv_correct(y)
-        for k, eps in enumerate(result.epsilons):
-            robust = adv_correct[k]
-            flipped = clean & ~robust
-            robust_acc, low, high = rate(robust)
-            tpr, tnr = ((rate(robust[y == positive]), rate(robust[y != positive])) if positive is not None
-                        else ((np.nan,) * 3, (np.nan,) * 3))  # fmt: skip
-            queries = float(result.queries[k]) if result.queries is not None else float("nan")
-            rows.append({
-                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-                "attack": str(cell.attack), "gradient": cell.gradient, "library": info.library, "norm": result.norm,
-                "threat": attack.threat, "minimum_norm": attack.minimum_norm,
-                "quantized": variant.quantized, "postprocess": variant.postprocess,
-                "epsilon": float(eps), "epsilon_255": float(eps_255[k]), "n": len(robust),
-                "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
-                "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
-                "tpr": tpr[0], "tpr_low": tpr[1], "tpr_high": tpr[2], "tnr": tnr[0], "tnr_low": tnr[1], "tnr_high": tnr[2],
-                "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
-                "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
-                "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
-                "attacked": int(result.attacked[k]), "queries": queries,
-                "query_budget": float(budget) if budget is not None else float("nan"), "seconds": float(result.seconds[k]),
-                "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
-            })  # fmt: skip
-            samples.append(pd.DataFrame({
-                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-                "attack": str(cell.attack), "gradient": cell.gradient, "norm": result.norm,
-                "quantized": variant.quantized, "postprocess": variant.postprocess,
-                "epsilon": float(eps), "epsilon_255": float(eps_255[k]),
-                "sample": indices, "source": sources, "label": y, "clean_pred": variant.clean_pred,
-                "adv_pred": variant.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
-                "linf": variant.linf[k].astype(np.float64), "l2": variant.l2[k].astype(np.float64),
-                "min_norm": min_norm, "cell": cell.key,
-            }))  # fmt: skip
-    return conform(pd.DataFrame(rows), MATRIX_COLUMNS), conform(pd.concat(samples), SAMPLE_COLUMNS)
-
-
-def compute_cell(cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset,
-    then its images scored as 8-bit images and after JPEG compression (bench/postprocess.py).
-
-    A pure function of its inputs (no files touched), so cells can run anywhere and in any order.
-    """
-    from bench.attacks import create_attack
-    from bench.postprocess import variants
-    from defenses import create_defense
-
-    indices = test_subset(dataset, matrix.n_samples, matrix.seed)
-    x = dataset.floats("test")[indices]
-    y = dataset.y["test"][indices]
-    model, surrogate = trained.model, None
-    if is_input_transform(cell.model.defense):
-        model = create_defense(cell.model.defense).wrap(trained.model, cell.gradient, matrix.seed)
-        surrogate = trained.model if cell.gradient == "oblivious" else None
-    attack = create_attack(cell.attack)
-    epsilons = cell_epsilons(matrix, attack.norm, tuple(x.shape[1:]))
-    result = attack(model, x, y, epsilons, seed=matrix.seed, surrogate=surrogate)
-    scored = variants(model, result, repr(attack))
-    return cell_tables(cell, result, scored, indices, dataset.source["test"][indices], trained, matrix.seed,
-                       dataset.info["classes"], matrix.epsilons_255)  # fmt: skip
 
 
 def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
@@ -313,17 +216,25 @@ class Runner:
                       "models_trained": 0, "models_cached": 0, "models_failed": 0}  # fmt: skip
         self.timings: dict[str, float] = {}
         self.datasets: dict[str, dict | None] = {}
+        self.probes: pd.DataFrame | None = None  # per-model probes behind the trust flags (bench/probes.py)
 
     # -- cache -------------------------------------------------------------------------------
     def _cell_paths(self, cell: Cell) -> tuple[Path, Path]:
         base = self.cache_dir / "cells" / cell.key
         return base.with_suffix(".rows.parquet"), base.with_suffix(".samples.parquet")
 
-    def _cached(self, cell: Cell) -> bool:
-        return all(p.is_file() for p in self._cell_paths(cell))
+    def images_path(self, cell: Cell) -> Path:
+        """Where a cell's 8-bit images are cached (cells that keep them: :func:`keeps_images`)."""
+        return (self.cache_dir / "cells" / cell.key).with_suffix(".images.npz")
 
-    def _store(self, cell: Cell, rows: pd.DataFrame, samples: pd.DataFrame) -> None:
+    def _cached(self, cell: Cell) -> bool:
+        paths = [*self._cell_paths(cell), *([self.images_path(cell)] if keeps_images(cell, self.matrix) else [])]
+        return all(p.is_file() for p in paths)
+
+    def _store(self, cell: Cell, rows: pd.DataFrame, samples: pd.DataFrame, images: dict | None) -> None:
         rows_path, samples_path = self._cell_paths(cell)
+        if images is not None:
+            atomic_write(self.images_path(cell), lambda f: np.savez_compressed(f, **images))
         atomic_write(samples_path, lambda f: samples.to_parquet(f, index=False))
         atomic_write(rows_path, lambda f: rows.to_parquet(f, index=False))  # written last: marks completion
 
@@ -338,7 +249,24 @@ class Runner:
         self.stats["cells"] = len(cells)
         self.progress(f"{len(cells)} cells -> {self.out_dir}")
         self._execute(cells)
+        self._probe()  # post-cell stage: probes.csv, the model probes of the trust flags
+        from bench.transfer import run_transfer  # post-cell stage: transfer.csv, examples.npz
+
+        run_transfer(self, cells)
         return self._write_outputs()
+
+    def _probe(self) -> None:
+        """Probe every trained model for the trust flags (bench/probes.py; cached, a few seconds each)."""
+        from bench.probes import run_probes
+
+        t = time.perf_counter()
+        try:
+            self.probes = run_probes(plan_models(self.matrix, self.source), self.matrix, self.source, self.cache_dir,
+                                     progress=self.progress)  # fmt: skip
+        except BaseException:
+            self._write_outputs()
+            raise
+        self.timings["probes"] = time.perf_counter() - t
 
     def train(self) -> pd.DataFrame:
         """Only train (or fetch from the cache) every model of the matrix; return the models table."""
@@ -437,13 +365,14 @@ class Runner:
             return
         t = time.perf_counter()
         try:
-            rows, samples = compute_cell(cell, self.matrix, dataset, trained)
+            rows, samples, images = compute_cell(cell, self.matrix, dataset, trained,
+                                                 keep_images=keeps_images(cell, self.matrix))
         except Exception as err:
             self.rows[cell.key] = error_rows(cell, self.matrix, _describe(err))
             self.stats["cells_failed"] += 1
             self.progress(f"{counter} {cell.label}: FAILED {_describe(err)}")
             return
-        self._store(cell, rows, samples)
+        self._store(cell, rows, samples, images)
         self.rows[cell.key], self.samples[cell.key] = rows, samples
         self.stats["cells_computed"] += 1
         floats = rows[(rows["quantized"] == "float") & (rows["postprocess"] == "none")]
@@ -465,6 +394,11 @@ class Runner:
         ensemble = ensemble_rows(table, samples, positive)
         if not ensemble.empty:
             table = conform(pd.concat([table, ensemble]), MATRIX_COLUMNS)
+        table = conform(add_flags(success_rate_intervals(table), self.probes), MATRIX_COLUMNS)  # bench/flags.py
+        splits = {t: (info or {}).get("splits", {}) for t, info in self.datasets.items()}
+        val_n = models["task"].map(lambda t: (splits.get(t, {}).get("val") or {}).get("patches", 0)).astype(float)
+        low, high = wilson_arrays(np.rint(models["val_accuracy"].astype(float) * val_n), val_n)
+        models = models.assign(val_accuracy_low=low, val_accuracy_high=high)
         return table, samples, conform(models, MODEL_COLUMNS)
 
     def _write_tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -474,6 +408,8 @@ class Runner:
         atomic_write(self.out_dir / "matrix.parquet", lambda f: table.to_parquet(f, index=False))
         atomic_write(self.out_dir / "samples.parquet", lambda f: samples.to_parquet(f, index=False))
         atomic_write_text(self.out_dir / "models.csv", models.to_csv(index=False))
+        if self.probes is not None:
+            atomic_write_text(self.out_dir / "probes.csv", self.probes.to_csv(index=False))
         return table, samples, models
 
     def _write_outputs(self) -> RunResult:
@@ -482,6 +418,7 @@ class Runner:
         self.timings["total_seconds"] = time.perf_counter() - self._start
         table, samples, models = self._write_tables()
         outputs = ["matrix.csv", "matrix.parquet", "samples.parquet", "models.csv"]
+        outputs += ["probes.csv"] if self.probes is not None else []
         if table["robust_accuracy"].notna().any():
             plot_curves(table, self.out_dir / "curves")
             outputs += ["curves.pdf", "curves.png"]
@@ -499,6 +436,7 @@ class Runner:
             "stats": self.stats,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "outputs": outputs,
+            "flags": flag_counts(table),  # rows raising each trust flag (docs/flags.md)
         }
         atomic_write_text(self.out_dir / "run.json", json.dumps(run_info, indent=2, default=str) + "\n")
         return RunResult(table, samples, models, self.out_dir, dict(self.stats, **self.timings))

@@ -4,6 +4,28 @@ from __future__ import annotations
 
 import pandas as pd
 
+# The trust flags, in the order of their columns (computed by bench/flags.py, explained in docs/flags.md).
+FLAG_NAMES: tuple[str, ...] = (
+    "non_monotone",
+    "unbounded_not_zero",
+    "single_beats_iterative",
+    "blackbox_beats_whitebox",
+    "zero_gradients",
+    "loss_not_increasing",
+    "libraries_disagree",
+    "too_few_samples",
+)
+
+# Columns derived from the whole table after the cells (bench/flags.py, bench/stats.py): a cell's
+# own rows, cached or fresh, lack them until the table is written; conform() fills them with
+# these not-yet-computed values.
+DERIVED: dict[str, object] = {
+    "attack_success_rate_low": float("nan"),
+    "attack_success_rate_high": float("nan"),
+    "flags": "",
+    **{f"flag_{name}": False for name in FLAG_NAMES},
+}
+
 # matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, gradient, epsilon,
 # quantized, postprocess), plus one `ensemble` row per (task, detector, defense, norm, epsilon,
 # quantized, postprocess): the worst case per sample over every attack run on that model.
@@ -35,6 +57,8 @@ MATRIX_COLUMNS: dict[str, str] = {
     "tnr_low": "float64",
     "tnr_high": "float64",
     "attack_success_rate": "float64",  # share of initially correct samples the attack flipped
+    "attack_success_rate_low": "float64",  # 95% Wilson interval (derived when the table is written)
+    "attack_success_rate_high": "float64",
     "perturbation_linf_max": "float64",  # largest Linf perturbation stored, [0, 1] units
     "perturbation_l2_mean": "float64",  # mean L2 perturbation over flipped samples, [0, 1] units
     "attacked": "int64",  # samples attacked at this epsilon (survivors of the smaller epsilon)
@@ -46,6 +70,9 @@ MATRIX_COLUMNS: dict[str, str] = {
     "cell": "string",  # content hash of the cell (cache key)
     "model": "string",  # content hash of the trained model
     "error": "string",  # empty when the cell succeeded
+    # trust flags (bench/flags.py, docs/flags.md), derived when the table is written
+    "flags": "string",  # names of the flags raised on the row, joined by ","; empty when none
+    **{f"flag_{name}": "bool" for name in FLAG_NAMES},
 }
 
 # samples.parquet: one row per (cell, epsilon, test sample).
@@ -83,7 +110,9 @@ MODEL_COLUMNS: dict[str, str] = {
     "test_accuracy_low": "float64",
     "test_accuracy_high": "float64",
     "test_n": "int64",
-    "val_accuracy": "float64",
+    "val_accuracy": "float64",  # on the validation split (the epoch kept)
+    "val_accuracy_low": "float64",  # 95% Wilson interval
+    "val_accuracy_high": "float64",
     "parameters": "int64",  # trainable parameters
     "epochs": "int64",
     "train_seconds": "float64",
@@ -94,7 +123,11 @@ MODEL_COLUMNS: dict[str, str] = {
 
 
 def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """Order columns and cast dtypes to a schema (missing columns are an error)."""
+    """Order columns and cast dtypes to a schema (missing columns are an error, except the
+    :data:`DERIVED` ones, which are filled with their not-yet-computed values)."""
+    fill = {c: v for c, v in DERIVED.items() if c in columns and c not in frame.columns}
+    if fill:
+        frame = frame.assign(**fill)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"table lacks columns {missing}")

@@ -187,3 +187,17 @@ def test_every_transform_is_attacked_obliviously_first_and_names_an_adaptive_gra
     transform = create_defense(name)
     assert transform.gradients[0] == "oblivious" and "exact" in transform.gradients
     assert transform.adaptive in transform.gradients[1:]
+
+
+@pytest.mark.parametrize("name", INPUT_TRANSFORMS)
+def test_bpda_cells_run_their_attack_with_more_steps_and_the_others_unchanged(name: str) -> None:
+    from bench.attacks import ATTACKS
+    from defenses.input_transforms import BPDA_STEPS_FACTOR
+
+    transform = create_defense(name)
+    pgd, fgsm = ATTACKS.resolve("art.pgd[steps=7]"), ATTACKS.resolve("art.fgsm")
+    for gradient in transform.gradients:
+        expected = 7 * BPDA_STEPS_FACTOR if gradient == "bpda" else 7
+        assert transform.attack_for(pgd, gradient).get("steps") == expected
+        assert transform.attack_for(fgsm, gradient) == fgsm  # no steps to raise
+    assert BPDA_STEPS_FACTOR > 1

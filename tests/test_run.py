@@ -233,5 +233,9 @@ def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp
         assert bits.loc[("bpda", eps), "robust_accuracy"] <= bits.loc[("exact", eps), "robust_accuracy"]
     samples = result.samples
     assert set(samples["gradient"]) == {"exact", "bpda", "eot", "oblivious"}
+    # the rows name the attack each cell ran: BPDA's has more steps (defenses/input_transforms.py)
+    ran = table.groupby("gradient")["attack"].agg(lambda a: sorted(set(a)))
+    assert ran["bpda"] == ["art.pgd[random_start=true,rel_stepsize=0.25,steps=10]"]
+    assert ran["exact"] == ran["oblivious"] == ran["eot"] == ["art.pgd[random_start=true,rel_stepsize=0.25,steps=5]"]
     ensemble = result.table[result.table["attack"] == "ensemble"]
     assert set(ensemble["gradient"]) == {"any"} and set(ensemble["defense"]) == set(table["defense"])

@@ -1,0 +1,165 @@
+"""Paper figures and LaTeX tables read from a finished run's folder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from bench.figures import DOUBLE, FIGURES, make_figures, paper_style, tradeoff_figure
+from bench.latex import escape, make_tables, standalone
+from bench.results import defense_families, load_results, pick_epsilon, reference_rows, short_labels
+
+
+@pytest.fixture(scope="module")
+def drawn(smoke, tmp_path_factory: pytest.TempPathFactory):
+    """Figures and tables of the smoke run, drawn once into a temporary folder."""
+    out = tmp_path_factory.mktemp("drawn")
+    results = load_results(smoke.results_dir / "smoke")
+    return make_figures(results, out_dir=out / "figures"), make_tables(results, out_dir=out / "tables"), results
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_is_drawn_at_paper_width(drawn, name: str) -> None:
+    from PIL import Image
+
+    figures, _, _ = drawn
+    assert not figures.skipped
+    pdf, png = figures.written[name]
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000
+    width, height = Image.open(png).size
+    assert width / 200 <= DOUBLE + 0.15, f"{name} is {width / 200:.2f} in wide"  # PNGs at 200 dpi
+    assert height > 100
+
+
+def test_figures_without_their_inputs_are_skipped_with_a_note(smoke, tmp_path: Path) -> None:
+    for name in ("matrix.parquet", "run.json", "models.csv"):  # no transfer.parquet, no examples.npz
+        shutil.copy(smoke.results_dir / "smoke" / name, tmp_path / name)
+    figures = make_figures(tmp_path)
+    assert set(figures.written) == {"curves", "tradeoff", "heatmap"}
+    assert set(figures.skipped) == {"gallery", "transfer"}
+    assert "examples.npz" in figures.skipped["gallery"] and "transfer.parquet" in figures.skipped["transfer"]
+
+
+def test_figures_cli_reports_and_refuses_bad_input(smoke, tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=300)
+
+    missing = cli("figures", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such results folder" in missing.stderr
+    bad_eps = cli("figures", str(smoke.results_dir / "smoke"), "--epsilon", "3")
+    assert bad_eps.returncode == 2 and "allowed: 1, 2, 4, 8" in bad_eps.stderr and "Traceback" not in bad_eps.stderr
+
+
+def test_reference_rows_are_the_linf_ensemble(smoke) -> None:
+    reference = reference_rows(smoke.result.table)
+    assert set(reference["attack"]) == {"ensemble"} and set(reference["norm"]) == {"linf"}
+    assert set(reference["quantized"]) == {"float"} and set(reference["postprocess"]) == {"none"}
+    assert len(reference) == 2 * len(smoke.matrix.epsilons_255)
+
+
+def _reference(values: dict[float, list[float]]) -> pd.DataFrame:
+    rows = [{"task": "t", "detector": f"d{i}", "defense": "none", "epsilon_255": e, "robust_accuracy": v}
+            for e, vs in values.items() for i, v in enumerate(vs)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("values", "asked", "expected"),
+    [
+        ({1.0: [0.5, 0.5], 2.0: [0.9, 0.1], 4.0: [0.0, 0.0]}, None, 2.0),  # largest spread
+        ({1.0: [0.9, 0.1], 2.0: [0.9, 0.1]}, None, 1.0),  # ties: the smaller epsilon
+        ({1.0: [0.5, 0.5], 2.0: [0.9, 0.1]}, 1.0, 1.0),  # asked for
+    ],
+)
+def test_pick_epsilon(values: dict, asked: float | None, expected: float) -> None:
+    assert pick_epsilon(_reference(values), asked) == expected
+
+
+def test_pick_epsilon_refuses_an_epsilon_the_results_lack() -> None:
+    with pytest.raises(BenchError, match=r"--epsilon 3: not an epsilon of these results; allowed: 1, 2"):
+        pick_epsilon(_reference({1.0: [0.5], 2.0: [0.4]}), 3.0)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["bayar[filters=3,scale=0.25]", "srm[width=16]"], ["bayar", "srm"]),
+        (["gp[lambda=0.005,squared=false]", "gp[lambda=0.01,squared=false]", "none"],
+         ["gp[lambda=0.005]", "gp[lambda=0.01]", "none"]),
+        (["at[attack=fgsm,eps=1.0,steps=1]", "at[attack=pgd,eps=1.0,steps=2]"],
+         ["at[attack=fgsm,steps=1]", "at[attack=pgd,steps=2]"]),
+    ],
+)  # fmt: skip
+def test_short_labels_keep_only_what_tells_entries_apart(names: list[str], expected: list[str]) -> None:
+    assert [short_labels(names)[n] for n in names] == expected
+
+
+def test_defense_families_group_strength_sweeps() -> None:
+    defenses = ["none", "grad-penalty[lambda=0.01,squared=false]", "grad-penalty[lambda=0.005,squared=false]",
+                "adv-train[attack=fgsm,eps=1.0,steps=1]", "adv-train[attack=pgd,eps=1.0,steps=2]",
+                "adv-train[attack=fgsm,eps=2.0,steps=1]"]  # fmt: skip
+    families = defense_families(defenses)
+    assert families["none"] == ("none", None)
+    assert families["grad-penalty[lambda=0.01,squared=false]"] == ("grad-penalty", 0.01)
+    assert families["grad-penalty[lambda=0.005,squared=false]"] == ("grad-penalty", 0.005)
+    assert families["adv-train[attack=fgsm,eps=2.0,steps=1]"] == ("adv-train[attack=fgsm]", 2.0)
+    assert families["adv-train[attack=pgd,eps=1.0,steps=2]"] == ("adv-train[attack=pgd]", None)
+
+
+def test_tradeoff_joins_a_sweep_in_order_of_strength() -> None:
+    rows = []
+    for defense, clean, robust in (("none", 0.95, 0.1), ("gp[lambda=0.02]", 0.80, 0.4), ("gp[lambda=0.01]", 0.9, 0.3),
+                                   ("jpeg", 0.6, 0.5)):  # fmt: skip
+        rows.append({"task": "t", "detector": "bayar", "defense": defense, "epsilon_255": 2.0, "clean_accuracy": clean,
+                     "robust_accuracy": robust, "robust_accuracy_low": robust - 0.05, "robust_accuracy_high": robust + 0.05})
+    with paper_style():
+        fig = tradeoff_figure(pd.DataFrame(rows), 2.0)
+    lines = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 1]
+    assert len(lines) == 1  # only the grad-penalty sweep is joined
+    assert list(lines[0].get_xdata()) == [0.9, 0.8]  # lambda 0.01, then 0.02
+    assert {t.get_text() for t in fig.axes[0].texts} == {"0.01", "0.02"}
+
+
+# -- LaTeX tables -------------------------------------------------------------------------------
+
+
+def test_tables_are_booktabs_with_the_best_value_of_each_column_in_bold(drawn) -> None:
+    _, tables, results = drawn
+    assert [p.name for p in tables.written] == ["accuracy-median3-linf.tex", "accuracy-median3-l2.tex", "models.tex"]
+    text = tables.written[0].read_text()
+    for command in ("\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}{llrrrrr}", "\\caption{", "\\label{"):
+        assert command in text
+    body = text.split("\\midrule")[1].split("\\bottomrule")[0]
+    rows = [r for r in body.strip().split("\\\\") if "&" in r]
+    assert len(rows) == 2 and all(r.count("&") == 6 for r in rows)  # detector, defence, clean + 4 epsilons
+    reference = reference_rows(results.table, "linf")
+    values = [[float(v) for v in re.findall(r"\$(?:\\mathbf\{)?([\d.]+)\}?_", r)] for r in rows]
+    bolds = [[bool(re.match(r"\s*\$\\mathbf", c)) for c in r.split("&")[2:]] for r in rows]
+    for col in range(5):
+        column = [v[col] for v in values]
+        assert [b[col] for b in bolds] == [v == max(column) for v in column]
+    clean = reference.groupby("detector", sort=False)["clean_accuracy"].first().to_numpy()
+    assert np.allclose([v[0] for v in values], np.round(100 * clean, 1))
+
+
+def test_latex_escapes_special_characters() -> None:
+    assert escape("a_b&c%d$e#f{g}h~i^j\\k") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j"
+                                                r"\textbackslash{}k")  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (TeX Live) on this machine: structure only")
+def test_tables_compile_with_pdflatex(drawn, tmp_path: Path) -> None:
+    _, tables, _ = drawn
+    (tmp_path / "tables.tex").write_text(standalone([p.read_text() for p in tables.written]))
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "tables.pdf").stat().st_size > 1000

@@ -1,0 +1,24 @@
+"""The seed-study profile: the paper's detectors, defences and attacks, sharing the defence zoo's models."""
+
+from __future__ import annotations
+
+from bench.data import builtin_source
+from bench.matrix import builtin_matrix_path, load_matrix
+from bench.runner import images_attack, plan, plan_models
+
+
+def test_zhao2018_is_the_seed_study_and_shares_the_defence_zoo_cache() -> None:
+    zhao = load_matrix(builtin_matrix_path("zhao2018"))
+    zoo = load_matrix(builtin_matrix_path("defenses"))
+    assert [t.name for t in zhao.tasks] == ["median5"]
+    assert [d.name for d in zhao.detectors] == ["bayar", "srm"]
+    assert [d.name for d in zhao.defenses] == ["none", "grad-penalty", "adv-train", "grad-penalty+adv-train"]
+    assert dict(zhao.defenses[2].params)["attack"] == "fgsm"  # fused adversarial training with FGSM
+    assert sorted(a.name for a in zhao.attacks) == ["art.fgsm", "art.pgd", "foolbox.fgsm", "foolbox.pgd"]
+    assert len(zhao.epsilons_255) >= 4
+    source = builtin_source()
+    zoo_models = {j.key for j in plan_models(zoo, source)}
+    assert {j.key for j in plan_models(zhao, source)} <= zoo_models  # trained once, for both profiles
+    assert images_attack(zhao).name == "art.pgd"  # transfer and gallery come from ART PGD
+    pgd = {c.key for c in plan(zhao, source) if c.attack.name == "art.pgd"}
+    assert pgd <= {c.key for c in plan(zoo, source)}  # the same cells as the defence zoo's
