@@ -58,7 +58,7 @@ def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     ("args", "expected"),
     [
         (["run", "--matrix", "missing.toml"], "--matrix missing.toml: no such file"),
-        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, defenses, grad-penalty-sweep, smoke, zoo"),
+        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, defenses, grad-penalty-sweep, smoke, zhao2018, zoo"),
         (["run", "--profile", "smoke", "--images", "nodir"], "--images nodir: not a directory"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
