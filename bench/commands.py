@@ -9,7 +9,6 @@ import argparse
 import time
 from pathlib import Path
 
-from bench.errors import BenchError
 
 COMMANDS = ("figures", "tables", "report", "check")
 DEFAULT_RESULTS = "results/default"

@@ -39,6 +39,7 @@ SINGLE = 3.5  # inches: one column of a two-column paper
 DOUBLE = 7.2  # inches: the full text width
 FIGURES = ("curves", "tradeoff", "heatmap", "gallery", "transfer")
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*"]
+_RERUN = "a run writes it when its matrix has a white-box fixed-epsilon Linf attack; rerun to add it"
 
 STYLE = {
     "font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6,
@@ -92,7 +93,8 @@ def curves_figure(table: pd.DataFrame) -> Figure | None:
         return None
     order = {k: i for i, k in enumerate(dict.fromkeys(zip(ok["task"], ok["detector"], ok["defense"], ok["attack"])))}
     # the attacker picks the gradient that works best at each epsilon (input transforms have several)
-    ok = ok.sort_values("robust_accuracy", kind="stable").drop_duplicates(["task", "detector", "defense", "attack", "epsilon_255"])
+    ok = ok.sort_values("robust_accuracy", kind="stable")
+    ok = ok.drop_duplicates(["task", "detector", "defense", "attack", "epsilon_255"])
     ok = ok.assign(_order=[order[k] for k in zip(ok["task"], ok["detector"], ok["defense"], ok["attack"])])
     ok = ok.sort_values(["_order", "epsilon_255"], kind="stable")
     detectors, defenses = short_labels(list(ok["detector"])), short_labels(list(ok["defense"]))
@@ -295,7 +297,8 @@ def transfer_figure(transfer: pd.DataFrame, epsilon: float) -> Figure | None:
         targets = list(dict.fromkeys(here["target"]))
         for ax, value, title in ((left, "target_accuracy", "target accuracy on adversarial images"),
                                  (right, "transfer_success_rate", "transfer success rate")):  # fmt: skip
-            grid = here.pivot_table(index="source", columns="target", values=value, sort=False).reindex(index=order, columns=targets)
+            grid = here.pivot_table(index="source", columns="target", values=value, sort=False)
+            grid = grid.reindex(index=order, columns=targets)
             data = grid.to_numpy(dtype=float)
             ax.imshow(data, vmin=0, vmax=1, cmap="viridis" if value == "target_accuracy" else "magma", aspect="auto")
             for (i, j), v in np.ndenumerate(data):
@@ -341,10 +344,10 @@ def make_figures(results: Results | str | Path, *, epsilon: float | None = None,
         "tradeoff": lambda: tradeoff_figure(reference, report.epsilon) if report.epsilon is not None else None,
         "heatmap": lambda: heatmap_figure(reference, report.epsilon) if report.epsilon is not None else None,
         "gallery": lambda: (gallery_figure(read_examples(results.examples)) if results.examples
-                            else "no examples.npz (a run writes it when its matrix has a white-box fixed-epsilon Linf attack; rerun to add it)"),
+                            else f"no examples.npz ({_RERUN})"),
         "transfer": lambda: (transfer_figure(results.transfer, report.epsilon or 0.0)
                              if results.transfer is not None and not results.transfer.empty
-                             else "no transfer.parquet (a run writes it when its matrix has a white-box fixed-epsilon Linf attack; rerun to add it)"),
+                             else f"no transfer.parquet ({_RERUN})"),
     }  # fmt: skip
     with paper_style():
         for name in only:

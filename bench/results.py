@@ -130,7 +130,8 @@ def defense_families(defenses: list[str]) -> dict[str, tuple[str, float | None]]
     out: dict[str, tuple[str, float | None]] = {}
     for family, members in families.items():
         params = [parsed[m][1] for m in members]
-        varying = [k for k in params[0] if len({p.get(k) for p in params}) > 1 and all(_number(p.get(k)) is not None for p in params)]
+        varying = [k for k in params[0]
+                   if len({p.get(k) for p in params}) > 1 and all(_number(p.get(k)) is not None for p in params)]  # fmt: skip
         key = next((k for k in STRENGTH_KEYS if k in varying), varying[0] if varying else None)
         for member, p in zip(members, params):
             out[member] = (family, _number(p.get(key)) if key and len(members) > 1 else None)
