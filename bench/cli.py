@@ -158,7 +158,8 @@ def _costs(args: argparse.Namespace, matrix, progress) -> int:  # noqa: ANN001
             raise BenchError(f"--defense {', '.join(missing)}: not in the matrix; allowed: "
                              f"{', '.join(str(d) for d in matrix.defenses)}")  # fmt: skip
     table = measure_costs(matrix, results_dir=args.results, cache_dir=args.cache_dir, defenses=chosen, progress=progress)
-    columns = ["detector", "defense", "measure", "attack", "seconds", "reference_seconds", "ratio", "max_gap"]
+    columns = ["detector", "defense", "measure", "attack", "seconds", "reference_seconds", "ratio", "max_gap",
+               "norm_scale", "shape_gap"]
     with pd.option_context("display.width", 220, "display.max_colwidth", 50, "display.float_format", "{:.2f}".format):
         print(table[columns].to_string(index=False))
     print(f"-> {Path(args.results) / matrix.profile / 'costs.csv'}")

@@ -141,12 +141,9 @@ def curves_figure(table: pd.DataFrame) -> Figure | None:
 
 
 def _legend(fig: Figure, axes: np.ndarray, ncol: int) -> None:
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(h)
-                labels.append(label)
+    from bench.plots import legend_entries
+
+    handles, labels = legend_entries(axes)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
     rows = -(-len(labels) // ncol)
     height = fig.get_size_inches()[1]

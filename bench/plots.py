@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -134,12 +135,7 @@ def plot_min_norm_curves(table: pd.DataFrame, samples: pd.DataFrame, stem: Path)
         ax.set_xlim(0, float(ok["epsilon_255"].max()) * 1.05)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(h)
-                labels.append(label)
+    handles, labels = legend_entries(axes)
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=6, frameon=False)
     fig.tight_layout(rect=(0, 0.06 + 0.025 * (len(labels) // 2), 1, 1))
     paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
@@ -149,3 +145,15 @@ def plot_min_norm_curves(table: pd.DataFrame, samples: pd.DataFrame, stem: Path)
         atomic_write(path, lambda f, p=path: fig.savefig(f, format=p.suffix[1:], dpi=150))
     plt.close(fig)
     return paths
+
+
+def legend_entries(axes: Any) -> tuple[list[Any], list[str]]:
+    """The legend handles and labels of every axis of a grid, each label once (a figure-level legend)."""
+    handles: list[Any] = []
+    labels: list[str] = []
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    return handles, labels
