@@ -18,8 +18,8 @@
   plateau no rescaling removes.
 
 Every timing is taken in this process, back to back on the same samples, as the best of
-:data:`REPEATS` runs, so the ratios compare like with like (never compare absolute seconds across machines). The table is printed and
-written to ``results/<profile>/costs.csv``.
+:data:`REPEATS` runs, so the ratios compare like with like (never compare absolute seconds across
+machines). The table is printed and written to ``results/<profile>/costs.csv``.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ class FoolboxAttack(Attack):
         """Minimum-norm attacks: the Foolbox attack with ``epsilons=None`` (no bound), its raw output.
 
         Run in batches of :data:`BATCH_SIZE`, as the ART adapters are: Foolbox takes whatever batch
-        it is given, and on CPU a batch of 500 64x64 patches runs about 15-40% slower per patch than
-        batches of 256-128 (measured on `bayar`, C&W). DeepFool, C&W (without ``abort_early``)
+        it is given, and on CPU one batch of 500 64x64 patches is slower than batches of 256 (C&W on
+        `bayar`: 5.7-6.0 s against 4.9-5.2 s). DeepFool, C&W (without ``abort_early``)
         and FMN treat every sample on its own, so batching changes no result.
         """
         import torch
@@ -348,7 +348,7 @@ def foolbox_cw_l2(
 ) -> Attack:
     """Carlini & Wagner L2 through Foolbox.
 
-    Defaults are tuned for cost: 10 Adam steps, one gradient pass each (about 1-1.4x ART PGD with 10
+    Defaults are tuned for cost: 10 Adam steps, one gradient pass each (0.8-1.0x ART PGD with 10
     steps), at a fixed constant 0.1 (Foolbox starts its binary search at 0.001, which needs many
     binary-search steps to grow). Adam moves every pixel by about ``stepsize`` (in tanh space) per
     step whatever the size of the gradient, so with few steps the step size sets both the reach and
