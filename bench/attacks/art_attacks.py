@@ -455,9 +455,9 @@ def art_cw_l2(
     binary search over the constant. ART takes plain (not normalised) gradient steps, so what
     matters is learning_rate * initial_const: 1.5e-3 (ART's defaults give 1e-4) reaches in 2 steps
     what 3e-4 reached in 3 on `srm` (robust 0.064 / 0.024 at L2 e = 1 / 2 against 0.164 / 0.138
-    with 3e-4 in 2 steps). Strengthen with binary_steps 5-10 and steps 10-100 (ART: 10 x 10; on `bayar`'s
-    saturated pristine patches even that, at 17x the cost of PGD, leaves 41% at 2/255 where PGD
-    leaves 0%).
+    with 3e-4 in 2 steps). Strengthen with binary_steps 5-10 and steps 10-100 (ART: 10 x 10; on
+    `bayar`'s saturated pristine patches even that, at about 17x the cost of PGD, leaves 41% at
+    L2 e = 2 where PGD leaves 0%).
     """
     return ArtCarliniL2(binary_steps=binary_steps, initial_const=initial_const, learning_rate=learning_rate,
                         steps=steps)  # fmt: skip

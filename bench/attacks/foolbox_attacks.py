@@ -354,7 +354,7 @@ def foolbox_cw_l2(
     step whatever the size of the gradient, so with few steps the step size sets both the reach and
     the resolution of the norms found. Foolbox's 0.01 is needed on `bayar`, where a third of the
     pristine patches sit in its saturated tanh layers (input gradient ~100x smaller than elsewhere):
-    with 0.002 C&W stalled on them (28% robust from 2/255 on, PGD 0%); with 0.01 its curve is PGD's
+    with 0.002 C&W stalled on them (28% robust from L2 e = 2 on, PGD 0%); with 0.01 its curve is PGD's
     with norms up to 2x larger (`python -m bench costs`). The small constant keeps the squared-norm
     term in play so that the norms stay that close. ``abort_early`` (Foolbox: True) stops a
     binary-search step when the loss summed over the whole batch has not fallen since the last
@@ -369,7 +369,8 @@ def foolbox_cw_l2(
 @register_attack(
     "foolbox.fmn-linf",
     info=AttackInfo(
-        "Foolbox LInfFMNAttack (fast minimum norm), minimum norm: steps steps from max_stepsize, epsilon rate gamma, cosine-annealed",
+        "Foolbox LInfFMNAttack (fast minimum norm), minimum norm: steps steps from max_stepsize, "
+        "epsilon rate gamma, cosine-annealed",
         library="foolbox",
         reference="Pintor, Roli, Brendel & Biggio, NeurIPS 2021",
     ),
