@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 if TYPE_CHECKING:
     from torch import nn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.registry import greater_than
+from bench.core.registry import greater_than
 from detectors import DetectorInfo, register_detector
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.registry import at_least
+from bench.core.registry import at_least
 from detectors import DetectorInfo, register_detector
 
 if TYPE_CHECKING:

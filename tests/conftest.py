@@ -1,14 +1,19 @@
-"""Shared fixtures: one smoke-profile run per test session (trains two small detectors)."""
+"""Shared fixtures: one smoke-profile run per test session (trains two small detectors).
+
+Tests that use these fixtures (or train, or run a matrix) are marked ``slow``; the quick tier,
+``python -m pytest -m "not slow"``, trains nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.matrix import Matrix, builtin_matrix_path, load_matrix
-from bench.runner import Runner, RunResult
+from bench.inputs.matrix import Matrix, builtin_matrix_path, load_matrix
+from bench.run.execute import RunResult
 
 
 @dataclass
@@ -22,35 +27,55 @@ class SmokeRun:
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     """The built-in smoke profile, run once into a session-wide temporary results folder."""
+    from bench.api import run
+
     root = tmp_path_factory.mktemp("smoke")
     matrix = load_matrix(builtin_matrix_path("smoke"))
-    result = Runner(matrix, results_dir=root / "results", cache_dir=root / "cache").run()
+    result = run(matrix, results_dir=root / "results", cache_dir=root / "cache")
     return SmokeRun(matrix, result, root / "results", root / "cache")
 
 
 @pytest.fixture(scope="session")
-def smoke_dataset(smoke: SmokeRun):
+def smoke_dataset(smoke: SmokeRun) -> Any:
     """The smoke run's median3 dataset (served from its cache)."""
-    from bench.data import build_dataset, builtin_source
+    from bench.run.plan import plan_models
+    from bench.run.store import Store
 
-    return build_dataset(smoke.matrix.tasks[0], builtin_source(), smoke.matrix.data, smoke.matrix.seed, smoke.cache_dir)
+    job = plan_models(smoke.matrix, _source())[0]
+    dataset = Store(smoke.cache_dir).dataset(job.dataset_key)
+    assert dataset is not None
+    return dataset
 
 
 @pytest.fixture(scope="session")
-def smoke_models(smoke: SmokeRun, smoke_dataset) -> dict:
+def smoke_models(smoke: SmokeRun, smoke_dataset: Any) -> dict[str, Any]:
     """Trained undefended smoke detectors by detector name (served from the cache)."""
-    from bench.training import train_or_load
+    from bench.run.execute import obtain_model
+    from bench.run.plan import plan_models
+    from bench.run.store import Store
 
     out = {}
-    for detector in smoke.matrix.detectors:
-        trained = train_or_load(smoke_dataset, detector, smoke.matrix.defenses[0], smoke.matrix.training,
-                                smoke.matrix.seed, smoke.cache_dir)  # fmt: skip
+    for job in plan_models(smoke.matrix, _source()):
+        trained = obtain_model(job, smoke_dataset, smoke.matrix, Store(smoke.cache_dir))
         assert trained.from_cache
-        out[detector.name] = trained
+        out[job.detector.name] = trained
     return out
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+def _source() -> Any:
+    from bench.inputs.data import builtin_source
+
+    return builtin_source()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses the smoke run is slow (it trains two detectors and runs a matrix)."""
+    for item in items:
+        if {"smoke", "smoke_dataset", "smoke_models"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Print each benchmark's ratio to the raw PyTorch baseline measured in the same run."""
     from tests.test_benchmarks import BASELINE, MEDIANS
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
 from bench.attacks import ATTACKS, create_attack
-from bench.attacks.base import BUDGET_TOLERANCE, Attack, AttackBudgetError
+from bench.attacks.base import BUDGET_TOLERANCE, AttackBudgetError, FixedEpsilonAttack
 
 EPSILONS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # white-box Linf attacks with a fixed epsilon, on the trained smoke detectors; every adapter
@@ -40,7 +42,7 @@ def test_adversarial_examples_lie_in_their_epsilon_ball_and_in_the_unit_box(
 
 @pytest.mark.parametrize("name", ATTACKS.names())
 def test_predictions_stored_are_those_of_the_stored_examples(smoke_models: dict, attack_inputs: tuple, name: str) -> None:
-    from bench.attacks.base import predict
+    from bench.core.inference import predict
 
     x, y = attack_inputs
     model = smoke_models["srm"].model
@@ -49,14 +51,17 @@ def test_predictions_stored_are_those_of_the_stored_examples(smoke_models: dict,
         assert (predict(model, result.x_adv[k]) == result.adv_pred[k]).all()
 
 
-class _Outside(Attack):
+@dataclass(frozen=True, kw_only=True)
+class _Outside(FixedEpsilonAttack):
     library = "test"
+    factor: float = 1.0
+    overshoot: float = 0.0
 
     def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
         return None
 
     def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
-        return np.clip(x + self.params["factor"] * eps, 0, 1 + self.params["overshoot"])
+        return np.clip(x + self.factor * eps, 0, 1 + self.overshoot)
 
 
 def test_an_attack_that_leaves_its_budget_fails_loudly(smoke_models: dict, attack_inputs: tuple) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.check import BASELINE_COLUMNS, CannotCompare, check, fisher_p, write_baseline
+from bench.outputs.check import BASELINE_COLUMNS, CannotCompare, check, fisher_p, write_baseline
 
 REPO = Path(__file__).resolve().parents[1]
 

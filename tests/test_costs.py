@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.attacks.base import AttackResult
-from bench.costs import SHAPE_TOLERANCE, shape_agreement
+from bench.studies.costs import SHAPE_TOLERANCE, shape_agreement
 
 EPS = np.array([1, 2, 4, 8, 16]) / 255
 

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.config import DataConfig
-from bench.data import build_dataset, builtin_source, dataset_key, folder_source, load_image, split_photos
-from bench.errors import BenchError
+from bench.core.config import DataConfig
+from bench.inputs.data import builtin_source, folder_source, load_image, split_photos
+from bench.run.execute import obtain_dataset
+from bench.run.plan import dataset_key
+from bench.run.store import Store
+from bench.core.errors import BenchError
 from bench.tasks import TASKS
 
 MEDIAN3 = TASKS.resolve("median3")
@@ -93,10 +96,10 @@ def test_user_folder_builds_the_same_task(tmp_path: Path) -> None:
     assert [n for n, _ in source.files] == ["a", "b", "c", "d", "e", "sub/f"]
     assert load_image(images / "sub" / "f.png", 1).dtype == np.uint8
     config = DataConfig(train_stride=64)
-    dataset = build_dataset(MEDIAN3, source, config, seed=0, cache_dir=tmp_path / "cache")
+    dataset = obtain_dataset(MEDIAN3, source, config, 0, Store(tmp_path / "cache"))
     assert (tmp_path / "cache" / "datasets" / f"{dataset.key}.npz").is_file()
     assert sum(len(dataset.y[s]) for s in ("train", "val", "test")) > 0
-    again = build_dataset(MEDIAN3, source, config, seed=0, cache_dir=tmp_path / "cache")
+    again = obtain_dataset(MEDIAN3, source, config, 0, Store(tmp_path / "cache"))
     assert again.key == dataset.key and (again.x["test"] == dataset.x["test"]).all()
 
 

@@ -6,12 +6,19 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from defenses import DEFENSES, create_defense
+from defenses import DEFENSES, Defense, DefenseInfo, create_defense
+from defenses._transform import InputTransform
 from detectors import DETECTORS, create_detector
 
 DETECTORS_SPEC = DETECTORS.resolve("srm[width=8]")
-TRAINING_DEFENSES = [n for n in DEFENSES.names() if hasattr(create_defense(n), "loss")]
-INPUT_TRANSFORMS = [n for n in DEFENSES.names() if hasattr(create_defense(n), "wrap")]
+TRAINING_DEFENSES = [n for n in DEFENSES.names() if DEFENSES.entry(n).info.kind == "training"]
+INPUT_TRANSFORMS = [n for n in DEFENSES.names() if DEFENSES.entry(n).info.kind == "transform"]
+
+
+def _info(name: str) -> DefenseInfo:
+    info = DEFENSES.entry(name).info
+    assert isinstance(info, DefenseInfo)
+    return info
 
 
 def _batch() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
@@ -55,11 +62,20 @@ def test_grad_penalty_back_propagates_through_the_gradient() -> None:
     assert not torch.allclose(grads[0], grads[1])
 
 
-def test_the_issue_defenses_are_registered_and_every_one_is_of_one_kind() -> None:
+@pytest.mark.parametrize("name", DEFENSES.names())
+def test_the_registered_kind_is_what_the_entry_builds(name: str) -> None:
+    """A defence's kind and gradients are registry metadata: building it must agree with them."""
+    info, built = _info(name), create_defense(name)
+    assert info.kind in ("training", "transform")
+    assert isinstance(built, Defense if info.kind == "training" else InputTransform)
+    assert info.adaptive in info.gradients
+    if info.kind == "training":
+        assert info.gradients == ("exact",)
+
+
+def test_the_seed_paper_defenses_are_registered() -> None:
     assert {"none", "grad-penalty", "adv-train", "grad-penalty+adv-train", "trades"} <= set(TRAINING_DEFENSES)
     assert {"jpeg", "median-smooth", "bit-depth", "gauss-noise"} <= set(INPUT_TRANSFORMS)
-    assert set(TRAINING_DEFENSES).isdisjoint(INPUT_TRANSFORMS)
-    assert set(TRAINING_DEFENSES) | set(INPUT_TRANSFORMS) == set(DEFENSES.names())
 
 
 def test_squared_grad_penalty_uses_the_squared_norm() -> None:
@@ -75,12 +91,13 @@ def test_squared_grad_penalty_uses_the_squared_norm() -> None:
 @pytest.mark.parametrize("name", ["adv-train", "adv-train[attack=pgd,steps=3]", "grad-penalty+adv-train", "trades"])
 def test_fused_trainers_see_adversarial_images(name: str) -> None:
     """On the first batch the crafted images lie in the eps ball and raise the loss above the clean loss."""
-    from defenses.robust_training import AdversarialTraining, Trades
+    from defenses.adv_train import AdversarialTraining
+    from defenses.trades import Trades
 
     model, x, y = _batch()
     defense = create_defense(f"{name[:-1]},eps=8.0]" if "[" in name else f"{name}[eps=8.0]")
     if isinstance(defense, Trades):
-        from defenses.robust_training import craft
+        from defenses._adversary import craft
 
         model.eval()
         p = F.softmax(model(x), dim=1).detach()
@@ -104,7 +121,7 @@ def test_fused_trainers_see_adversarial_images(name: str) -> None:
 
 
 def test_fgsm_adversarial_training_takes_one_step_only() -> None:
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="attack=fgsm takes one step, not steps=3; use attack=pgd"):
         DEFENSES.resolve("adv-train[attack=fgsm,steps=3]")
@@ -113,8 +130,8 @@ def test_fgsm_adversarial_training_takes_one_step_only() -> None:
 
 def test_grad_penalty_reduces_the_measured_input_gradient_norm(smoke_dataset) -> None:
     """Trained on the same data with the same seed, the penalised detector has smaller input gradients."""
-    from bench.config import TrainingConfig
-    from bench.training import train
+    from bench.core.config import TrainingConfig
+    from bench.run.training import train
 
     config = TrainingConfig(epochs=2, max_train_patches=768)
     x = torch.from_numpy(smoke_dataset.floats("test")[:256])
@@ -137,14 +154,14 @@ def _toy_model() -> torch.nn.Module:
 def test_input_transform_predicts_through_the_transform(name: str) -> None:
     model, transform = _toy_model(), create_defense(name)
     x = torch.rand(6, 1, 16, 16)
-    for gradient in transform.gradients:
+    for gradient in _info(name).gradients:
         wrapped = transform.wrap(model, gradient, seed=3)
         t = transform.apply(x, torch.Generator().manual_seed(3))
         assert torch.allclose(wrapped(x), model(t), atol=1e-6), gradient
         assert t.min() >= 0 and t.max() <= 1
 
 
-@pytest.mark.parametrize("name", [n for n in INPUT_TRANSFORMS if "bpda" in create_defense(n).gradients])
+@pytest.mark.parametrize("name", [n for n in INPUT_TRANSFORMS if "bpda" in _info(n).gradients])
 def test_bpda_passes_the_gradient_at_the_transformed_point(name: str) -> None:
     model, transform = _toy_model(), create_defense(name)
     x = torch.rand(6, 1, 16, 16)
@@ -184,19 +201,19 @@ def test_eot_gradient_averages_over_fresh_noise_draws() -> None:
 
 @pytest.mark.parametrize("name", INPUT_TRANSFORMS)
 def test_every_transform_is_attacked_obliviously_first_and_names_an_adaptive_gradient(name: str) -> None:
-    transform = create_defense(name)
-    assert transform.gradients[0] == "oblivious" and "exact" in transform.gradients
-    assert transform.adaptive in transform.gradients[1:]
+    info = _info(name)
+    assert info.gradients[0] == "oblivious" and "exact" in info.gradients
+    assert info.adaptive in info.gradients[1:]
 
 
 @pytest.mark.parametrize("name", INPUT_TRANSFORMS)
 def test_bpda_cells_run_their_attack_with_more_steps_and_the_others_unchanged(name: str) -> None:
     from bench.attacks import ATTACKS
-    from defenses.input_transforms import BPDA_STEPS_FACTOR
+    from defenses._transform import BPDA_STEPS_FACTOR
 
     transform = create_defense(name)
     pgd, fgsm = ATTACKS.resolve("art.pgd[steps=7]"), ATTACKS.resolve("art.fgsm")
-    for gradient in transform.gradients:
+    for gradient in _info(name).gradients:
         expected = 7 * BPDA_STEPS_FACTOR if gradient == "bpda" else 7
         assert transform.attack_for(pgd, gradient).get("steps") == expected
         assert transform.attack_for(fgsm, gradient) == fgsm  # no steps to raise

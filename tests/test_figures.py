@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.errors import BenchError
-from bench.figures import DOUBLE, FIGURES, make_figures, paper_style, tradeoff_figure
-from bench.latex import escape, make_tables, standalone
-from bench.results import defense_families, load_results, pick_epsilon, reference_rows, short_labels
+from bench.core.errors import BenchError
+from bench.outputs.figures import DOUBLE, FIGURES, make_figures, paper_style, tradeoff_figure
+from bench.outputs.latex import escape, make_tables, standalone
+from bench.outputs.formats import load_results
+from bench.outputs.summary import defense_families, pick_epsilon, reference_rows, short_labels
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_figures_without_their_inputs_are_skipped_with_a_note(smoke, tmp_path: P
         shutil.copy(smoke.results_dir / "smoke" / name, tmp_path / name)
     figures = make_figures(tmp_path)
     assert set(figures.written) == {"curves", "tradeoff", "heatmap"}
-    assert set(figures.skipped) == {"gallery", "transfer"}
+    assert set(figures.skipped) == {"gallery", "transfer", "min-norm-curves"}
     assert "examples.npz" in figures.skipped["gallery"] and "transfer.parquet" in figures.skipped["transfer"]
 
 

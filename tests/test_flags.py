@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import flags
-from bench.schema import FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, conform
-from bench.stats import wilson
+from bench.run import flags
+from bench.core.schema import FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, conform
+from bench.core.stats import wilson
 
 BASE = {"task": "median3", "detector": "bayar", "defense": "none", "gradient": "exact", "norm": "linf",
         "quantized": "float", "postprocess": "none", "error": ""}  # fmt: skip
@@ -32,7 +32,7 @@ def _row(attack: str, robust: float, *, eps: float = 8.0, n: int = 500, **extra:
 
 def _table(*rows: dict) -> pd.DataFrame:
     """A matrix table of the given rows (other columns empty; flags not computed yet)."""
-    from bench.schema import DERIVED
+    from bench.core.schema import DERIVED
 
     frame = pd.DataFrame(rows)
     for column, dtype in MATRIX_COLUMNS.items():
@@ -134,7 +134,7 @@ def test_probes_catch_a_rounding_model_and_pass_a_linear_one() -> None:
     import torch
     from torch import nn
 
-    from bench.probes import probe_model
+    from bench.run.probes import probe_model
 
     class Linear(nn.Module):
         def __init__(self, rounding: bool) -> None:
@@ -197,8 +197,8 @@ def test_every_rate_has_its_wilson_interval(smoke) -> None:
 
 def test_masked_detector_is_caught_and_its_clean_twin_is_not(smoke, tmp_path: Path) -> None:
     """The test-only detector that rounds its input (zero gradient) against its twin without rounding."""
-    from bench.matrix import parse_matrix
-    from bench.runner import Runner
+    from bench.api import run
+    from bench.inputs.matrix import parse_matrix
     from tests.masked import registered
 
     with registered() as name:
@@ -208,8 +208,8 @@ def test_masked_detector_is_caught_and_its_clean_twin_is_not(smoke, tmp_path: Pa
             "attacks": ["art.fgsm", "art.square[queries=30]"], "epsilons_255": [8],
             "training": {"epochs": 1, "max_train_patches": 256},
         })  # fmt: skip
-        runner = Runner(matrix, results_dir=tmp_path, cache_dir=smoke.cache_dir)
-        table = runner.run().table
+        result = run(matrix, results_dir=tmp_path, cache_dir=smoke.cache_dir)
+        table = result.table
     assert (table["error"] == "").all()
     rows = table[(table["quantized"] == "float") & (table["postprocess"] == "none")].set_index(["detector", "attack"])
     masked = rows.loc[(f"{name}[mask=true]", "art.fgsm")]
@@ -220,7 +220,8 @@ def test_masked_detector_is_caught_and_its_clean_twin_is_not(smoke, tmp_path: Pa
     twin = table[table["detector"] == f"{name}[mask=false]"]
     raised = {n for f in twin["flags"] for n in f.split(",") if n}
     assert raised <= {"too_few_samples"}, raised  # n = 60 is too few, nothing else
-    probes = runner.probes.set_index("detector")
+    assert result.probes is not None
+    probes = result.probes.set_index("detector")
     assert probes.loc[f"{name}[mask=true]", "zero_gradient_share"] == 1.0
     assert probes.loc[f"{name}[mask=false]", "unbounded_robust_accuracy"] == 0.0
     assert (tmp_path / "masked" / "probes.csv").is_file()

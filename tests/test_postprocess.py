@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.attacks.base import Attack, AttackBudgetError, norms, predict, quantize, within
-from bench.postprocess import JPEG_QUALITIES, VARIANTS, jpeg, variants
+from bench.attacks.base import AttackBudgetError, FixedEpsilonAttack, MinimumNormAttack, norms, quantize, within
+from bench.core.inference import predict
+from bench.run.postprocess import JPEG_QUALITIES, VARIANTS, jpeg, variants
 
 
 def _grid_images(n: int = 12, seed: int = 0) -> np.ndarray:
@@ -59,7 +60,7 @@ def test_jpeg_is_deterministic_changes_images_and_more_so_at_lower_quality() -> 
     assert jpeg(rgb, 75).shape == rgb.shape
 
 
-class _Shift(Attack):
+class _Shift(FixedEpsilonAttack):
     """Fixed-epsilon test attack: adds +eps (fractional levels) to the first half of the samples."""
 
     library = "test"
@@ -94,7 +95,7 @@ def test_variants_score_every_image_as_a_naive_loop_would() -> None:
 
 
 def test_an_8bit_image_outside_its_budget_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.postprocess as post
+    import bench.run.postprocess as post
 
     model = _tiny_model()
     x = _grid_images(8)
@@ -104,11 +105,10 @@ def test_an_8bit_image_outside_its_budget_fails_loudly(monkeypatch: pytest.Monke
         post.variants(model, result, "test")
 
 
-class _Halfway(Attack):
+class _Halfway(MinimumNormAttack):
     """Minimum-norm test attack: pushes every image towards the opposite class's mean image."""
 
     library = "test"
-    minimum_norm = True
     norm = "l2"
 
     def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.matrix import parse_matrix
-from bench.runner import Runner
-from bench.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS
+from bench.api import run
+from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS
+from bench.inputs.matrix import parse_matrix
 
 
 def test_outputs_are_written(smoke) -> None:
@@ -125,7 +125,7 @@ def test_undefended_detectors_fail_under_pgd(smoke) -> None:
 
 
 def test_rerun_is_served_from_the_cache(smoke) -> None:
-    again = Runner(smoke.matrix, results_dir=smoke.results_dir, cache_dir=smoke.cache_dir).run()
+    again = run(smoke.matrix, results_dir=smoke.results_dir, cache_dir=smoke.cache_dir)
     assert again.stats["cells_computed"] == 0 and again.stats["models_trained"] == 0
     assert again.stats["cells_cached"] == again.stats["cells"] == 2 * len(smoke.matrix.attacks)
     pd.testing.assert_frame_equal(again.table, smoke.result.table)
@@ -143,7 +143,7 @@ def _tiny(**overrides: object) -> dict:
 
 def test_two_fresh_runs_give_identical_numbers(tmp_path: Path) -> None:
     tables = [
-        Runner(parse_matrix(_tiny()), results_dir=tmp_path / f"r{i}", cache_dir=tmp_path / f"c{i}").run().table
+        run(parse_matrix(_tiny()), results_dir=tmp_path / f"r{i}", cache_dir=tmp_path / f"c{i}").table
         for i in range(2)
     ]
     assert tables[0]["cell"].iloc[0] == tables[1]["cell"].iloc[0]
@@ -158,22 +158,21 @@ def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
         if message.startswith("[1/2]"):
             raise KeyboardInterrupt
 
-    runner = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache", progress=interrupt_after_first_cell)
     with pytest.raises(KeyboardInterrupt):
-        runner.run()
+        run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache", progress=interrupt_after_first_cell)
     written = pd.read_csv(tmp_path / "tiny" / "matrix.csv")
     cell = written[written["attack"] != "ensemble"]
     assert len(cell) == 2 * 5 and cell["attack"].nunique() == 1  # the finished cell: 2 epsilons x 5 variants
-    resumed = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+    resumed = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
     assert resumed.stats["cells_cached"] == 1 and resumed.stats["cells_computed"] == 1
     assert resumed.stats["models_trained"] == 0
 
 
 def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> None:
     from bench.attacks import ATTACKS, AttackInfo
-    from bench.attacks.base import Attack
+    from bench.attacks.base import FixedEpsilonAttack
 
-    class Broken(Attack):
+    class Broken(FixedEpsilonAttack):
         library = "test"
 
         def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
@@ -182,40 +181,40 @@ def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> Non
         def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
             raise RuntimeError("boom")
 
-    ATTACKS.register("test.broken", info=AttackInfo("always fails", library="test"))(lambda: Broken())
+    ATTACKS.register("test.broken", info=AttackInfo("always fails"))(Broken)
     try:
         matrix = parse_matrix(_tiny(attacks=["test.broken", "art.fgsm"]))
-        result = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+        result = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
         broken = result.table[result.table["attack"] == "test.broken"]
         assert len(broken) == 2 * 5 and broken["error"].str.contains("RuntimeError: boom").all()
         assert broken["robust_accuracy"].isna().all()
         assert (result.table[result.table["attack"] == "art.fgsm"]["error"] == "").all()
         assert result.stats["cells_failed"] == 1
-        again = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+        again = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
         assert again.stats["cells_failed"] == 1 and again.stats["cells_cached"] == 1  # the failure was not cached
     finally:
         ATTACKS.unregister("test.broken")
 
 
 def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
-    from bench.data import builtin_source
-    from bench.runner import plan
+    from bench.inputs.data import builtin_source
+    from bench.run.plan import make_plan
 
     source = builtin_source()
-    a = {c.label: c.key for c in plan(parse_matrix(_tiny()), source)}
-    b = {c.label: c.key for c in plan(parse_matrix(_tiny(attacks=["art.fgsm", "foolbox.fgsm"])), source)}
+    a = {c.label: c.key for c in make_plan(parse_matrix(_tiny()), source).cells}
+    b = {c.label: c.key for c in make_plan(parse_matrix(_tiny(attacks=["art.fgsm", "foolbox.fgsm"])), source).cells}
     assert a == b
-    c = {c.label: c.key for c in plan(parse_matrix(_tiny(epsilons_255=[1, 2])), source)}
+    c = {c.label: c.key for c in make_plan(parse_matrix(_tiny(epsilons_255=[1, 2])), source).cells}
     assert set(a.values()).isdisjoint(c.values())
     m = parse_matrix(_tiny())
-    d = plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=5e-4)), source)
-    assert {x.model_key for x in d}.isdisjoint({x.model_key for x in plan(m, source)})
+    d = make_plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=5e-4)), source).cells
+    assert {x.model_key for x in d}.isdisjoint({x.model_key for x in make_plan(m, source).cells})
 
 
 def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp_path: Path) -> None:
     matrix = parse_matrix(_tiny(defenses=["none", "bit-depth[bits=3]", "gauss-noise[eot_samples=2]"],
                                 attacks=["art.pgd[steps=5]"]))  # fmt: skip
-    result = Runner(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache").run()
+    result = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
     table = result.table
     assert (table["error"] == "").all(), table["error"].unique()
     by_defense = table[table["attack"] != "ensemble"].groupby("defense")["gradient"].agg(lambda g: sorted(set(g)))

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.runner import Runner, plan
-from bench.transfer import TRANSFER_COLUMNS, Scores, pick_examples, read_examples, run_transfer, score_images
+from bench.core.schema import TRANSFER_COLUMNS
+from bench.outputs.formats import read_examples
+from bench.run.execute import Runner
+from bench.run.plan import make_plan
+from bench.run.scoring import Scores, score_images
+from bench.run.store import Store
+from bench.run.transfer import pick_examples
 
 
 def test_transfer_table_covers_every_source_and_target(smoke) -> None:
@@ -45,11 +50,12 @@ def test_white_box_diagonal_reproduces_the_attacks_own_8bit_rows(smoke) -> None:
 
 
 def test_transfer_pairs_are_cached(smoke) -> None:
-    runner = Runner(smoke.matrix, results_dir=smoke.results_dir, cache_dir=smoke.cache_dir)
+    runner = Runner(smoke.matrix, store=Store(smoke.cache_dir))
     before = pd.read_parquet(smoke.results_dir / "smoke" / "transfer.parquet")
-    again = run_transfer(runner, plan(smoke.matrix, runner.source))
+    runner._transfer(make_plan(smoke.matrix, runner.source))
     assert runner.stats["transfer_pairs_computed"] == 0 and runner.stats["transfer_pairs_cached"] == 4
-    pd.testing.assert_frame_equal(again, before)
+    assert runner.transfer is not None
+    pd.testing.assert_frame_equal(runner.transfer, before)
 
 
 def test_examples_are_valid_adversarial_pairs(smoke) -> None:

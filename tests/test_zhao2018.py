@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench.data import builtin_source
-from bench.matrix import builtin_matrix_path, load_matrix
-from bench.runner import images_attack, plan, plan_models
+from bench.inputs.data import builtin_source
+from bench.inputs.matrix import builtin_matrix_path, load_matrix
+from bench.run.plan import images_attack, make_plan, plan_models
 
 
 def test_zhao2018_is_the_seed_study_and_shares_the_defence_zoo_cache() -> None:
@@ -20,5 +20,5 @@ def test_zhao2018_is_the_seed_study_and_shares_the_defence_zoo_cache() -> None:
     zoo_models = {j.key for j in plan_models(zoo, source)}
     assert {j.key for j in plan_models(zhao, source)} <= zoo_models  # trained once, for both profiles
     assert images_attack(zhao).name == "art.pgd"  # transfer and gallery come from ART PGD
-    pgd = {c.key for c in plan(zhao, source) if c.attack.name == "art.pgd"}
-    assert pgd <= {c.key for c in plan(zoo, source)}  # the same cells as the defence zoo's
+    pgd = {c.key for c in make_plan(zhao, source).cells if c.attack.name == "art.pgd"}
+    assert pgd <= {c.key for c in make_plan(zoo, source).cells}  # the same cells as the defence zoo's

@@ -1,7 +1,9 @@
 """Registry of attacks: adapters over ART and Foolbox that share one result type.
 
-An attack entry is one decorated factory returning an :class:`~bench.attacks.base.Attack`.
-Epsilons are passed in [0, 1] units; matrix files write them in 8-bit units (eps/255).
+An attack entry is one decorated class deriving from
+:class:`~bench.attacks.base.FixedEpsilonAttack` or :class:`~bench.attacks.base.MinimumNormAttack`,
+one file per attack under ``art/`` and ``foolbox/``. Epsilons are passed in [0, 1] units; matrix
+files write them in 8-bit units (eps/255).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 if TYPE_CHECKING:
     from bench.attacks.base import Attack
@@ -17,22 +19,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AttackInfo:
-    """Frozen description of an attack entry."""
+    """Frozen description of an attack entry (its library, norm and threat model are class attributes)."""
 
     description: str
-    library: str
-    norm: str = "linf"
     reference: str = ""
 
-    @property
-    def package(self) -> str:
-        """Distribution whose version is part of the cell cache key."""
-        return {"art": "adversarial-robustness-toolbox"}.get(self.library, self.library)
 
-
-ATTACKS: Registry[Attack] = Registry(
-    "attack", modules="bench.attacks", group="forensic_bench.attacks"
-)
+ATTACKS: Registry[Attack] = Registry("attack", modules="bench.attacks", group="forensic_bench.attacks")
 register_attack = ATTACKS.register
 create_attack = ATTACKS.create
 list_attacks = ATTACKS.names
+
+
+def attack_class(name: str) -> type[Attack]:
+    """The class registered under ``name`` (its ``library``, ``norm``, ``threat``, ``minimum_norm``)."""
+    factory = ATTACKS.entry(name).factory
+    if not isinstance(factory, type):
+        raise TypeError(f"attack {name!r} is registered as a function; attacks are classes")
+    return factory

@@ -1,9 +1,9 @@
 """Common attack interface: a final template method that owns the shared work.
 
-Subclasses implement ``prepare`` (wrap the detector for their library, once per call) and
-either ``run`` (perturb a batch at one epsilon: *fixed-epsilon* attacks) or, for
-*minimum-norm* attacks (``minimum_norm = True``), ``run_unbounded`` (the smallest adversarial
-perturbation the attack finds, whatever its size).
+Subclasses implement ``prepare`` (wrap the detector for their library, once per call) and, as in
+Foolbox, derive from one of two base classes: :class:`FixedEpsilonAttack` implements ``run``
+(perturb a batch at one epsilon), :class:`MinimumNormAttack` implements ``run_unbounded`` (the
+smallest adversarial perturbation the attack finds, whatever its size).
 
 ``Attack.__call__`` sweeps the epsilons in increasing order. A fixed-epsilon attack only
 attacks, at each epsilon, the samples still robust at the previous one: an adversarial example
@@ -21,11 +21,15 @@ units (the matrix scales them to the patch size, see :func:`l2_budget`).
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence, final
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
+
+from bench.core.inference import predict
 
 if TYPE_CHECKING:
     from torch import nn
@@ -113,18 +117,6 @@ class AttackResult:
         return np.sqrt((d * d).sum(axis=2))
 
 
-def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Class predictions of a detector on float32 images."""
-    import torch
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(model(torch.from_numpy(x[i : i + batch_size])).argmax(dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
 def project_checked(adv: np.ndarray, x: np.ndarray, eps: float, who: str, norm: str = "linf") -> np.ndarray:
     """Check that ``adv`` lies in the ``norm`` ball of radius eps around x and in [0, 1].
 
@@ -189,22 +181,28 @@ def quantize(adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarra
 class Attack(abc.ABC):
     """An attack on a PyTorch detector (inputs in [0, 1], logits out).
 
-    Class attributes describe it for the tables: ``library``, ``norm`` (linf | l2),
-    ``minimum_norm`` (runs once, unbounded) and ``threat`` (white-box | score | decision |
-    control: a non-adversarial perturbation at the same budget). Score- and decision-based
-    attacks report their per-sample query budget through :meth:`query_budget`.
+    Subclass :class:`FixedEpsilonAttack` or :class:`MinimumNormAttack` and implement ``prepare``
+    and the one method of that base class. Built-in attacks are keyword-only frozen dataclasses:
+    each parameter is written once, as a typed field, which the registry reads as the entry's
+    parameters (``art.pgd[random_start=true,rel_stepsize=0.25,steps=10]``); ``repr`` shows them.
+
+    Class attributes describe the attack for the tables: ``library``, ``norm`` (linf | l2) and
+    ``threat`` (white-box | score | decision | control: a non-adversarial perturbation at the same
+    budget). Score- and decision-based attacks report their per-sample query budget through
+    :meth:`query_budget`.
     """
 
     library: ClassVar[str]
     norm: ClassVar[str] = "linf"
-    minimum_norm: ClassVar[bool] = False
     threat: ClassVar[str] = "white-box"
+    minimum_norm: ClassVar[bool]
 
-    def __init__(self, **params: Any) -> None:
-        self.params = params
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(self.params.items()))})"
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameter values by canonical key (a field ``lambda_`` has the key ``lambda``)."""
+        if not dataclasses.is_dataclass(self):
+            return {}
+        return {f.name.rstrip("_"): getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def query_budget(self) -> int | None:
         """Most model queries the attack makes per sample (score/decision attacks); None if unbounded."""
@@ -213,18 +211,6 @@ class Attack(abc.ABC):
     @abc.abstractmethod
     def prepare(self, model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Any:
         """Wrap the detector for the attack library (called once per sweep)."""
-
-    def run(self, handle: Any, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
-        """Fixed-epsilon attacks: adversarial versions of ``x`` (float32, same shape) within ``eps``."""
-        raise NotImplementedError(f"{type(self).__name__} is a minimum-norm attack: it implements run_unbounded")
-
-    def run_unbounded(self, handle: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Minimum-norm attacks: the smallest adversarial version of each image the attack finds.
-
-        Images it could not make adversarial may come back unchanged or with any perturbation:
-        the harness checks every returned image on the detector and keeps only successes.
-        """
-        raise NotImplementedError(f"{type(self).__name__} is a fixed-epsilon attack: it implements run")
 
     @final
     def __call__(
@@ -257,31 +243,66 @@ class Attack(abc.ABC):
         target = surrogate if surrogate is not None else model
         counter = QueryCounter(target) if self.threat in ("score", "decision") else None
         handle = self.prepare(counter if counter is not None else target, tuple(x.shape[1:]), num_classes)
-        if self.minimum_norm:
-            return self._minimum_norm(model, handle, x, y, eps_sorted, clean_pred, seed, counter)
-        pred = clean_pred.copy()
+        return self._sweep(_Sweep(model, handle, x, y, eps_sorted, clean_pred, seed, counter))
+
+    @abc.abstractmethod
+    def _sweep(self, sweep: _Sweep) -> AttackResult:
+        """The epsilon sweep of this kind of attack (implemented by the two base classes)."""
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """What :meth:`Attack.__call__` prepares for the sweep."""
+
+    model: nn.Module
+    handle: Any
+    x: np.ndarray
+    y: np.ndarray
+    epsilons: np.ndarray  # ascending
+    clean_pred: np.ndarray
+    seed: int
+    counter: Any  # the QueryCounter of score- and decision-based attacks, else None
+
+
+class FixedEpsilonAttack(Attack):
+    """An attack given a budget: implement :meth:`run`.
+
+    The sweep attacks, at each epsilon in increasing order, only the samples still robust at the
+    previous one (an example found inside a smaller ball lies inside every larger one).
+    """
+
+    minimum_norm: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def run(self, handle: Any, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+        """Adversarial versions of ``x`` (float32, same shape) within ``eps`` of it."""
+
+    @final
+    def _sweep(self, sweep: _Sweep) -> AttackResult:
+        x, y, counter = sweep.x, sweep.y, sweep.counter
+        pred = sweep.clean_pred.copy()
         current = x.copy()
         x_adv, adv_pred, seconds, attacked, queries = [], [], [], [], []
-        for k, eps in enumerate(eps_sorted):
+        for k, eps in enumerate(sweep.epsilons):
             idx = np.flatnonzero(pred == y)  # correct so far: clean-correct and not yet fooled
             start = time.perf_counter()
             if counter is not None:
                 counter.count = 0
             if idx.size:
-                _seed_everything(seed + 7919 * k)
-                adv = self.run(handle, x[idx], y[idx], float(eps))
+                seed_everything(sweep.seed + 7919 * k)
+                adv = self.run(sweep.handle, x[idx], y[idx], float(eps))
                 current[idx] = project_checked(adv, x[idx], float(eps), repr(self), self.norm)
-                pred[idx] = predict(model, current[idx])
+                pred[idx] = predict(sweep.model, current[idx])
             seconds.append(time.perf_counter() - start)
             attacked.append(idx.size)
             queries.append(counter.count / idx.size if counter is not None and idx.size else 0.0)
             x_adv.append(current.copy())
             adv_pred.append(pred.copy())
         return AttackResult(
-            epsilons=eps_sorted,
+            epsilons=sweep.epsilons,
             x=x,
             y=y,
-            clean_pred=clean_pred,
+            clean_pred=sweep.clean_pred,
             adv_pred=np.stack(adv_pred),
             x_adv=np.stack(x_adv),
             seconds=np.asarray(seconds),
@@ -290,21 +311,39 @@ class Attack(abc.ABC):
             queries=np.asarray(queries) if counter is not None else None,
         )
 
-    def _minimum_norm(self, model: nn.Module, handle: Any, x: np.ndarray, y: np.ndarray, eps_sorted: np.ndarray,
-                      clean_pred: np.ndarray, seed: int, counter: Any) -> AttackResult:  # fmt: skip
-        """One unbounded run; robust at eps iff no adversarial example of norm <= eps was found."""
+
+class MinimumNormAttack(Attack):
+    """An attack that looks for the smallest adversarial perturbation: implement :meth:`run_unbounded`.
+
+    It runs once, unbounded, on the clean-correct samples; a sample is robust at eps iff no
+    adversarial example of norm <= eps was found, so one run gives every epsilon.
+    """
+
+    minimum_norm: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def run_unbounded(self, handle: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The smallest adversarial version of each image the attack finds.
+
+        Images it could not make adversarial may come back unchanged or with any perturbation:
+        the harness checks every returned image on the detector and keeps only successes.
+        """
+
+    @final
+    def _sweep(self, sweep: _Sweep) -> AttackResult:
+        x, y, clean_pred, counter = sweep.x, sweep.y, sweep.clean_pred, sweep.counter
         idx = np.flatnonzero(clean_pred == y)
         min_norm = np.where(clean_pred == y, np.inf, 0.0)
         found = x.copy()
         found_pred = clean_pred.copy()
         start = time.perf_counter()
         if idx.size:
-            _seed_everything(seed)
-            adv = np.asarray(self.run_unbounded(handle, x[idx], y[idx]), dtype=np.float32).reshape(x[idx].shape)
+            seed_everything(sweep.seed)
+            adv = np.asarray(self.run_unbounded(sweep.handle, x[idx], y[idx]), dtype=np.float32).reshape(x[idx].shape)
             if not np.all(np.isfinite(adv)):
                 raise AttackBudgetError(f"{self!r} returned non-finite pixels")
             adv = np.clip(adv, 0.0, 1.0)  # libraries clip already; float32 rounding aside
-            pred = predict(model, adv)
+            pred = predict(sweep.model, adv)
             fooled = pred != y[idx]
             size = norms(adv - x[idx], self.norm)
             min_norm[idx] = np.where(fooled, size, np.inf)
@@ -313,22 +352,23 @@ class Attack(abc.ABC):
         seconds = time.perf_counter() - start
         per_sample = counter.count / idx.size if counter is not None and idx.size else 0.0
         x_adv, adv_pred = [], []
-        for eps in eps_sorted:
+        for eps in sweep.epsilons:
             take = (clean_pred == y) & within(min_norm, float(eps))
             x_adv.append(np.where(take[:, None, None, None], found, x))
             adv_pred.append(np.where(take, found_pred, clean_pred))
+        rest = len(sweep.epsilons) - 1
         return AttackResult(
-            epsilons=eps_sorted,
+            epsilons=sweep.epsilons,
             x=x,
             y=y,
             clean_pred=clean_pred,
             adv_pred=np.stack(adv_pred),
             x_adv=np.stack(x_adv),
-            seconds=np.array([seconds] + [0.0] * (len(eps_sorted) - 1)),
-            attacked=np.array([idx.size] + [0] * (len(eps_sorted) - 1)),
+            seconds=np.array([seconds] + [0.0] * rest),
+            attacked=np.array([idx.size] + [0] * rest),
             norm=self.norm,
             min_norm=min_norm,
-            queries=np.array([per_sample] + [0.0] * (len(eps_sorted) - 1)) if counter is not None else None,
+            queries=np.array([per_sample] + [0.0] * rest) if counter is not None else None,
         )
 
 
@@ -349,7 +389,7 @@ def QueryCounter(model: nn.Module) -> nn.Module:  # noqa: N802 - a class built l
     return _QueryCounter(model).eval()
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     """Seed torch and numpy's global generators (ART draws random starts from numpy's)."""
     import torch
 

@@ -1,0 +1,70 @@
+"""The Python API: run a matrix from a notebook or a script, as the CLI does.
+
+``run`` connects the layers: it plans and executes the matrix (bench/run) with the cache folder
+as the store and the results folder (bench/outputs/formats.py) as the sink, then draws the run's
+own figures from the folder it wrote (bench/outputs/figures.py). ``run_matrix`` returns just the
+tidy table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.inputs.data import builtin_source, folder_source
+from bench.inputs.matrix import Matrix, load_matrix
+from bench.outputs.figures import RUN_FIGURES, FigureOutput, make_figures
+from bench.outputs.formats import ResultsFolder, results_folder
+from bench.run.execute import Progress, Runner, RunResult
+from bench.run.store import Store
+
+
+def prepare(
+    matrix: Matrix,
+    *,
+    images: str | Path | None = None,
+    results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[Runner, ResultsFolder]:
+    """A runner for ``matrix`` and the results folder it writes (``RESULTS/<profile>``; on your own
+    photographs ``RESULTS/<profile>-<folder>``); the cache defaults to ``RESULTS/.cache``."""
+    source = folder_source(images) if images is not None else builtin_source()
+    folder = ResultsFolder(results_folder(results_dir, matrix.profile, None if images is None else source.label))
+    store = Store(Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache")
+    return Runner(matrix, store=store, source=source, sink=folder, progress=progress), folder
+
+
+def draw_run_figures(folder: str | Path) -> FigureOutput:
+    """The figures a run keeps beside its tables (``curves``, ``min-norm-curves``)."""
+    return make_figures(folder, out_dir=folder, only=RUN_FIGURES)
+
+
+def run(
+    matrix: Matrix | str | Path,
+    *,
+    images: str | Path | None = None,
+    results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run a matrix (a Matrix or a TOML path) into its results folder and return what it produced."""
+    if not isinstance(matrix, Matrix):
+        matrix = load_matrix(matrix)
+    runner, folder = prepare(matrix, images=images, results_dir=results_dir, cache_dir=cache_dir, progress=progress)
+    result = runner.run()
+    draw_run_figures(folder.folder)
+    return result
+
+
+def run_matrix(
+    matrix: Matrix | str | Path,
+    *,
+    images: str | Path | None = None,
+    results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Run a matrix and return its tidy table (one row per cell x epsilon x variant, plus ensemble rows)."""
+    return run(matrix, images=images, results_dir=results_dir, cache_dir=cache_dir, progress=progress).table

@@ -1,0 +1,1 @@
+"""Adapters over the Adversarial Robustness Toolbox (ART), one file per attack."""

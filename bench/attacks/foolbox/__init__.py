@@ -1,0 +1,1 @@
+"""Adapters over Foolbox 3, one file per attack."""

@@ -1,0 +1,211 @@
+"""``python -m bench run|zoo|costs``: running a matrix, training the zoo, measuring attack costs.
+
+The printing side only: the work is in bench/api.py (run), bench/studies/zoo.py and
+bench/studies/costs.py, which print nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.core.errors import BenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.inputs.matrix import Matrix
+    from bench.run.execute import Progress, RunResult
+
+SUMMARY = "adversarial robustness of image-forensics detectors against ART and Foolbox attacks"
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``run``, ``zoo`` and ``costs`` on the ``python -m bench`` parser."""
+    run = sub.add_parser("run", help="run a matrix of task x detector x defence x attack x epsilon")
+    zoo = sub.add_parser("zoo", help="train every detector on every task of a matrix; clean-accuracy table")
+    costs = sub.add_parser(
+        "costs",
+        help="time epsilon sweeps against their largest epsilon and minimum-norm attacks against one PGD run, "
+        "on a matrix's trained models",
+    )
+    for cmd, default in ((run, "default"), (zoo, "zoo"), (costs, "default")):
+        cmd.add_argument("--matrix", nargs="?", const="", default="", metavar="FILE",
+                         help="matrix TOML file (default: the built-in matrix of --profile)")  # fmt: skip
+        cmd.add_argument("--profile", default=None,
+                         help=f"built-in matrix to run (default: {default}); with FILE, the name of the output folder")  # fmt: skip
+        cmd.add_argument("--images", default=None, metavar="DIR",
+                         help="folder of your own pristine images (PNG, TIFF, JPEG, BMP, PGM) instead of the built-in photos")  # fmt: skip
+        cmd.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+        cmd.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
+        cmd.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+        cmd.set_defaults(default_profile=default, handler=_run)
+    run.add_argument("--strict", action="store_true",
+                     help="exit with status 3 when any trust flag is raised (docs/flags.md), after writing every output")  # fmt: skip
+    costs.add_argument("--defense", action="append", default=None, metavar="NAME",
+                       help="measure only this training-time defence of the matrix (repeatable)")  # fmt: skip
+    costs.add_argument("--training", type=int, default=0, metavar="EPOCHS",
+                       help="instead: time EPOCHS epochs of training under every training-time defence of the "
+                            "matrix against the undefended detector, back to back")  # fmt: skip
+
+
+def _matrix(args: argparse.Namespace) -> Matrix:
+    from bench.inputs.matrix import builtin_matrix_path, load_matrix
+
+    train_only = args.command == "zoo"
+    if args.matrix:
+        return load_matrix(args.matrix, profile=args.profile, train_only=train_only)
+    return load_matrix(builtin_matrix_path(args.profile or args.default_profile), train_only=train_only)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench import api
+
+    matrix = _matrix(args)
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def terminate(signum: int, frame: object) -> None:  # SIGTERM (CI timeouts, kill) ends like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    if args.command == "costs":
+        return _costs(args, matrix, progress)
+    runner, folder = api.prepare(matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir,
+                                 progress=progress)  # fmt: skip
+    try:
+        if args.command == "zoo":
+            return _zoo(runner, folder)
+        progress(f"-> {folder.folder}")
+        result = runner.run()
+    except KeyboardInterrupt:
+        stats = runner.stats
+        print(f"interrupted: {stats['cells_computed'] + stats['cells_cached']} finished cells and "
+              f"{stats['models_trained']} trained models are saved in {folder.folder} and the cache; "
+              "rerun to continue", file=sys.stderr)  # fmt: skip
+        return 130
+    api.draw_run_figures(folder.folder)
+    _summary(result, folder.folder)
+    if result.stats["cells_failed"]:
+        return 1
+    return 3 if args.strict and (result.table["flags"] != "").any() else 0
+
+
+def _zoo(runner: Any, folder: Any) -> int:
+    from bench.studies.zoo import run_zoo, zoo_markdown
+
+    models = run_zoo(runner, folder)
+    print(zoo_markdown(models))
+    print(f"table written to {folder.folder / 'zoo.md'}")
+    return 1 if runner.stats["models_failed"] else 0
+
+
+def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
+    import pandas as pd
+
+    from bench.outputs.formats import results_folder
+    from bench.run.store import Store
+    from bench.studies.costs import measure_costs, measure_training_costs
+    from defenses import DEFENSES
+
+    if args.images:
+        raise BenchError("costs: --images is not supported; it measures on the built-in data")
+    if args.training < 0:
+        raise BenchError(f"--training {args.training}: not allowed; a number of epochs >= 1")
+    store = Store(Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache")
+    out = results_folder(args.results, matrix.profile)
+    if args.training:
+        if "none" not in [d.name for d in matrix.defenses]:
+            raise BenchError("costs --training: the matrix has no 'none' defence to compare with")
+        table = measure_training_costs(matrix, store=store, epochs=args.training, progress=progress)
+        _print_frame(table[["detector", "defense", "seconds_per_epoch", "ratio"]], width=90)
+        _write_csv(table, out / "training-costs.csv")
+        return 0
+    chosen = None
+    if args.defense:
+        chosen = tuple(DEFENSES.resolve(d, "--defense") for d in args.defense)
+        missing = [str(d) for d in chosen if d not in matrix.defenses]
+        if missing:
+            raise BenchError(f"--defense {', '.join(missing)}: not in the matrix; allowed: "
+                             f"{', '.join(str(d) for d in matrix.defenses)}")  # fmt: skip
+    table = measure_costs(matrix, store=store, defenses=chosen, progress=progress)
+    columns = ["detector", "defense", "measure", "attack", "seconds", "reference_seconds", "ratio", "max_gap",
+               "norm_scale", "shape_gap"]  # fmt: skip
+    _print_frame(table[[c for c in columns if c in table]], width=50)
+    _write_csv(table, out / "costs.csv")
+    return 0
+
+
+def _print_frame(frame: pd.DataFrame, width: int) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 220, "display.max_colwidth", width, "display.float_format", "{:.2f}".format):
+        print(frame.to_string(index=False))
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    from bench.core.cache import atomic_write_text
+
+    atomic_write_text(path, frame.to_csv(index=False))
+    print(f"-> {path}")
+
+
+def _summary(result: RunResult, folder: Path) -> None:
+    import pandas as pd
+
+    table = result.table
+    ok = table[table["error"] == ""]
+    floats = ok[(ok["quantized"] == "float") & (ok["postprocess"] == "none")]
+    if len(floats):
+        index = ["detector", "defense", "attack", "gradient", "norm"]
+        wide = floats.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
+        wide.columns = [f"e={c:g}" for c in wide.columns]
+        clean = floats.groupby(index, sort=False)["clean_accuracy"].first()
+        wide.insert(0, "clean", clean)
+        union = lambda f: ",".join(dict.fromkeys(n for v in f for n in v.split(",") if n))  # noqa: E731
+        wide["flags"] = ok.groupby(index, sort=False)["flags"].agg(union).reindex(wide.index).fillna("")  # any eps/variant
+        ensemble = ok[ok["attack"] == "ensemble"].assign(variant=lambda t: t["quantized"] + "/" + t["postprocess"])
+        index = ["detector", "defense", "norm", "variant"]
+        variants = ensemble.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
+        variants.columns = [f"e={c:g}" for c in variants.columns]
+        with pd.option_context("display.width", 220, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
+            print("robust accuracy of float adversarial images; Linf eps = e/255, L2 eps = e/255*sqrt(pixels) "
+                  "(n per cell: %s)" % ", ".join(map(str, sorted(set(ok["n"])))))  # fmt: skip
+            print(wide.to_string())
+            if len(variants):
+                print("ensemble (worst case per sample over all attacks) after 8-bit rounding and JPEG recompression")
+                print(variants.to_string())
+    _flag_summary(table)
+    failed = table[table["error"] != ""].drop_duplicates("cell")
+    for _, row in failed.iterrows():
+        print(f"FAILED {row['detector']} | {row['defense']} | {row['attack']}: {row['error']}")
+    s = result.stats
+    print(f"{s['cells']} cells: {s['cells_computed']} computed, {s['cells_cached']} from cache, {s['cells_failed']} failed; "
+          f"{s['models_trained']} models trained; {s['total_seconds']:.1f}s -> {folder}")  # fmt: skip
+
+
+def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
+    """The trust flags raised: rows per flag with the link to its explanation, then each flagged attack."""
+    from bench.run.flags import flag_counts, flagged_cells, link
+
+    counts = {name: n for name, n in flag_counts(table).items() if n}
+    if not counts:
+        print(f"trust flags: none raised ({link('')[:-1]})")
+        return
+    rows = int((table["flags"] != "").sum())
+    print(f"TRUST FLAGS: {len(counts)} raised, on {rows} of {len(table)} rows (flags column of matrix.csv)")
+    for name, n in counts.items():
+        print(f"  {name:24s} {n:6d} rows  {link(name)}")
+    cells = flagged_cells(table)
+    for _, c in cells.head(limit).iterrows():
+        print(f"  {c['flag']:24s} {c['detector']} | {c['defense']} | {c['attack']} ({c['gradient']}, {c['norm']}): "
+              f"e={c['epsilons_255']} [{c['variants']}]")  # fmt: skip
+    if len(cells) > limit:
+        print(f"  ... and {len(cells) - limit} more flagged attack curves (flag_* columns of matrix.csv)")

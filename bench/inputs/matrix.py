@@ -1,0 +1,177 @@
+"""Matrix files: which tasks x detectors x defences x attacks x epsilons to run.
+
+A matrix is a TOML file, validated completely before anything runs; every problem is reported
+as one line naming the file, the field and what is allowed. Built-in matrices live in
+``bench/inputs/matrices/<profile>.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bench.core.config import DataConfig, TrainingConfig, from_table
+from bench.core.errors import BenchError
+from bench.core.registry import Registry, Spec
+
+REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
+OPTIONAL = ("profile", "description", "data", "training")
+ATTACK_KEYS = ("attacks", "epsilons_255")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix: canonical specs and settings."""
+
+    profile: str
+    description: str
+    seed: int
+    n_samples: int
+    tasks: tuple[Spec, ...]
+    detectors: tuple[Spec, ...]
+    defenses: tuple[Spec, ...]
+    attacks: tuple[Spec, ...]
+    epsilons_255: tuple[float, ...]
+    data: DataConfig
+    training: TrainingConfig
+
+    @property
+    def epsilons(self) -> tuple[float, ...]:
+        """Epsilons in [0, 1] units."""
+        return tuple(e / 255.0 for e in self.epsilons_255)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical, JSON-ready form (recorded in run.json)."""
+        return {
+            "profile": self.profile,
+            "description": self.description,
+            "seed": self.seed,
+            "n_samples": self.n_samples,
+            **{k: [str(s) for s in getattr(self, k)] for k in ("tasks", "detectors", "defenses", "attacks")},
+            "epsilons_255": list(self.epsilons_255),
+            "data": dataclasses.asdict(self.data),
+            "training": dataclasses.asdict(self.training),
+        }
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the matrices shipped with the package."""
+    return sorted(p.name[: -len(".toml")] for p in resources.files("bench.inputs.matrices").iterdir() if p.name.endswith(".toml"))
+
+
+def builtin_matrix_path(profile: str) -> Path:
+    """Path of a built-in matrix, or BenchError listing the available profiles."""
+    if profile not in builtin_profiles():
+        raise BenchError(f"--profile {profile}: no such built-in matrix; allowed: {', '.join(builtin_profiles())}")
+    return Path(str(resources.files("bench.inputs.matrices") / f"{profile}.toml"))
+
+
+def load_matrix(path: str | Path, profile: str | None = None, *, train_only: bool = False) -> Matrix:
+    """Read and validate a matrix file; ``profile`` overrides its output name.
+
+    ``train_only`` (the zoo command) makes ``attacks`` and ``epsilons_255`` optional.
+    """
+    path = Path(path)
+    where = path.name
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"--matrix {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise BenchError(f"--matrix {path}: cannot read: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise BenchError(f"{where}: not valid TOML: {err}") from None
+    if profile is not None:
+        doc["profile"] = profile
+    doc.setdefault("profile", path.stem)
+    return parse_matrix(doc, where, train_only=train_only)
+
+
+def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool = False) -> Matrix:
+    """Validate a matrix given as a dict (the parsed TOML)."""
+    from bench.attacks import ATTACKS
+    from bench.tasks import TASKS
+    from defenses import DEFENSES
+    from detectors import DETECTORS
+
+    for key in doc:
+        if key not in REQUIRED + OPTIONAL:
+            raise BenchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(REQUIRED + OPTIONAL)}")
+    required = tuple(k for k in REQUIRED if not (train_only and k in ATTACK_KEYS))
+    for key in required:
+        if key not in doc:
+            raise BenchError(f"{where}: missing key {key!r}; required keys: {', '.join(required)}")
+    profile = doc.get("profile", "custom")
+    if not isinstance(profile, str) or not _PROFILE_RE.match(profile):
+        raise BenchError(f"{where}: profile {profile!r} is not allowed; use letters, digits, '.', '_' and '-'")
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        raise BenchError(f"{where}: description must be a string")
+    seed = _integer(doc["seed"], f"{where}: seed", minimum=0)
+    n_samples = _integer(doc["n_samples"], f"{where}: n_samples", minimum=1)
+    tasks = _specs(doc["tasks"], TASKS, f"{where}: tasks")
+    detectors = _specs(doc["detectors"], DETECTORS, f"{where}: detectors")
+    defenses = _specs(doc["defenses"], DEFENSES, f"{where}: defenses")
+    attacks = _specs(doc["attacks"], ATTACKS, f"{where}: attacks") if "attacks" in doc else ()
+    epsilons = _epsilons(doc["epsilons_255"], f"{where}: epsilons_255") if "epsilons_255" in doc else ()
+    for task in tasks:
+        channels = TASKS.entry(task.name).info.channels
+        for det in detectors:
+            if channels not in DETECTORS.entry(det.name).info.channels:
+                raise BenchError(
+                    f"{where}: detectors: {det} does not accept {channels}-channel input of task {task}; "
+                    f"it accepts {DETECTORS.entry(det.name).info.channels}"
+                )
+    return Matrix(
+        profile=profile,
+        description=description,
+        seed=seed,
+        n_samples=n_samples,
+        tasks=tasks,
+        detectors=detectors,
+        defenses=defenses,
+        attacks=attacks,
+        epsilons_255=epsilons,
+        data=from_table(DataConfig, doc.get("data"), f"{where}: [data]"),
+        training=from_table(TrainingConfig, doc.get("training"), f"{where}: [training]"),
+    )
+
+
+def _integer(value: Any, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BenchError(f"{where}: {value!r} is not allowed; must be an integer >= {minimum}")
+    return value
+
+
+def _specs(value: Any, registry: Registry[Any], where: str) -> tuple[Spec, ...]:
+    if not isinstance(value, list) or not value:
+        raise BenchError(f"{where}: must be a non-empty list of names; allowed: {', '.join(registry.names())}")
+    specs = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise BenchError(f"{where}[{i}]: {item!r} is not a string; allowed: {', '.join(registry.names())}")
+        spec = registry.resolve(item, f"{where}[{i}]")
+        if spec in specs:
+            raise BenchError(f"{where}[{i}]: {spec} is listed twice")
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _epsilons(value: Any, where: str) -> tuple[float, ...]:
+    allowed = "epsilons are numbers > 0 and <= 255, in 8-bit units (eps/255)"
+    if not isinstance(value, list) or not value:
+        raise BenchError(f"{where}: must be a non-empty list; {allowed}")
+    out: list[float] = []
+    for i, e in enumerate(value):
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 255:
+            raise BenchError(f"{where}[{i}]: {e!r} is not allowed; {allowed}")
+        if float(e) in out:
+            raise BenchError(f"{where}[{i}]: {e!r} is listed twice")
+        out.append(float(e))
+    return tuple(sorted(out))

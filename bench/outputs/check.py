@@ -1,0 +1,196 @@
+"""Regression check of a fresh run against a committed baseline (``python -m bench check``).
+
+The baseline is a small tidy CSV (``results/baseline/<profile>.csv``, :data:`BASELINE_COLUMNS`)
+with a JSON beside it holding the run's configuration and versions. Cells are matched on
+:data:`KEYS`; for each matched cell the clean and the robust accuracy are compared on their
+recorded counts (k = round(rate x n)):
+
+- a cell **fails** when the change (drop or rise) is at least ``min_effect`` (default 5
+  percentage points) **and** statistically significant: two-sided Fisher exact test of the two
+  proportions at ``alpha`` (default 0.05). Both conditions: the effect size keeps a tiny but
+  "significant" drift on a large n from failing, the test keeps a large swing on a tiny n (or
+  noise from another CPU's arithmetic) from failing. A rise counts as much as a drop: robust
+  accuracy that rises without a new defence usually means a weaker attack;
+- a cell whose fresh row has an ``error`` fails;
+- the comparison is refused (:class:`CannotCompare`, exit status 2) when the configuration
+  differs, when a cell is missing on either side, when ``n`` differs, or when a file is not a
+  baseline.
+
+The runs are deterministic for a fixed seed, so an unchanged tree reproduces the baseline
+exactly; the tolerance is for other machines and library versions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.core.errors import BenchError
+from bench.core.cache import atomic_write_text
+from bench.outputs.formats import Results, load_results
+
+KEYS = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+METRICS = ["clean_accuracy", "robust_accuracy"]
+BASELINE_COLUMNS = [*KEYS, "n", "seed",
+                    "clean_accuracy", "clean_accuracy_low", "clean_accuracy_high",
+                    "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]  # fmt: skip
+MIN_EFFECT = 0.05  # 5 percentage points
+ALPHA = 0.05
+
+
+class CannotCompare(BenchError):
+    """The run and the baseline cannot be compared cell by cell (exit status 2)."""
+
+
+@dataclass
+class Comparison:
+    """Every compared (cell, metric), the ones that changed at all, and the verdict."""
+
+    cells: pd.DataFrame  # one row per matched cell and metric: baseline, now, change, p_value, status
+    compared: int  # matched cells
+    notes: list[str]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.cells[self.cells["status"] != "ok"]
+
+    @property
+    def changed(self) -> pd.DataFrame:
+        return self.cells[(self.cells["change"] != 0) | (self.cells["status"] != "ok")]
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if len(self.failed) else 0
+
+
+def baseline_frame(results: Results) -> pd.DataFrame:
+    """The baseline rows of a results folder (refused when a cell failed: a baseline must be whole)."""
+    table = results.table
+    failed = table[table["error"] != ""]
+    if len(failed):
+        raise BenchError(f"{results.folder}: {failed['cell'].nunique() if 'cell' in failed else len(failed)} cells "
+                         "failed; fix them before writing a baseline")  # fmt: skip
+    frame = table[BASELINE_COLUMNS].sort_values(KEYS, kind="stable").reset_index(drop=True)
+    if frame.duplicated(KEYS).any():
+        raise BenchError(f"{results.folder}: duplicate cells in matrix.parquet")
+    return frame
+
+
+def write_baseline(results: Results | str | Path, path: str | Path) -> tuple[Path, Path]:
+    """Write the baseline CSV and its JSON (configuration, versions) from a results folder."""
+    results = results if isinstance(results, Results) else load_results(results)
+    frame = baseline_frame(results)
+    path = Path(path)
+    meta = {"profile": results.name, "source": str(results.folder),
+            "configuration": results.run.get("configuration", {}), "versions": results.run.get("versions", {})}  # fmt: skip
+    atomic_write_text(path, frame.to_csv(index=False))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    return path, path.with_suffix(".json")
+
+
+def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """A baseline CSV and its JSON (empty dict when absent); CannotCompare when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CannotCompare(f"--baseline {path}: no such file (write one with `python -m bench check --update`)")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise CannotCompare(f"--baseline {path}: not a CSV file ({type(err).__name__})") from None
+    missing = [c for c in BASELINE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CannotCompare(f"--baseline {path}: not a baseline; lacks columns {', '.join(missing)}")
+    for c in KEYS[:-1]:
+        frame[c] = frame[c].astype(str)
+    meta_path = path.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except json.JSONDecodeError:
+        raise CannotCompare(f"{meta_path}: not valid JSON") from None
+    return frame, meta
+
+
+def _describe(key: tuple) -> str:
+    return " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key)
+
+
+def fisher_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided Fisher exact test of k1/n1 against k2/n2."""
+    from scipy.stats import fisher_exact
+
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
+
+
+def compare(baseline: pd.DataFrame, results: Results, *, meta: dict | None = None,
+            min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Comparison:  # fmt: skip
+    """Compare a results folder with a baseline frame cell by cell (see the module docstring)."""
+    meta = meta or {}
+    notes = []
+    config, run_config = meta.get("configuration"), results.run.get("configuration")
+    if config and run_config and config != run_config:
+        diff = sorted(k for k in set(config) | set(run_config) if config.get(k) != run_config.get(k))
+        raise CannotCompare(f"{results.folder}: configuration differs from the baseline's in {', '.join(diff)}")
+    versions, run_versions = meta.get("versions", {}), results.run.get("versions", {})
+    differ = sorted(k for k in set(versions) & set(run_versions) if versions[k] != run_versions[k])
+    if differ:
+        notes.append("versions differ from the baseline's: "
+                     + ", ".join(f"{k} {versions[k]} -> {run_versions[k]}" for k in differ))  # fmt: skip
+    table = results.table
+    fresh = table[[*KEYS, "n", "error", *METRICS]].copy()
+    baseline = baseline.copy()
+    for frame in (baseline, fresh):
+        frame["epsilon_255"] = frame["epsilon_255"].astype(float).round(6)
+        for c in KEYS[:-1]:
+            frame[c] = frame[c].astype(str)
+    for name, frame in (("baseline", baseline), (str(results.folder), fresh)):
+        dup = frame[frame.duplicated(KEYS, keep=False)]
+        if len(dup):
+            raise CannotCompare(f"{name}: duplicate cell {_describe(tuple(dup.iloc[0][KEYS]))}")
+    merged = baseline.merge(fresh, on=KEYS, how="outer", suffixes=("_base", ""), indicator=True)
+    for side, where in (("left_only", f"missing from {results.folder}"), ("right_only", "not in the baseline")):
+        lost = merged[merged["_merge"] == side]
+        if len(lost):
+            raise CannotCompare(f"{len(lost)} cells {where}, e.g. {_describe(tuple(lost.iloc[0][KEYS]))}")
+    bad_n = merged[(merged["error"].fillna("") == "") & (merged["n"] != merged["n_base"])]
+    if len(bad_n):
+        r = bad_n.iloc[0]
+        raise CannotCompare(f"n differs ({int(r['n_base'])} in the baseline, {int(r['n'])} now) for "
+                            f"{len(bad_n)} cells, e.g. {_describe(tuple(r[KEYS]))}")  # fmt: skip
+    rows = []
+    for _, r in merged.iterrows():
+        for metric in METRICS:
+            base, now, n = float(r[f"{metric}_base"]), float(r[metric]), int(r["n_base"])
+            if str(r["error"] or ""):
+                rows.append({**{k: r[k] for k in KEYS}, "metric": metric, "n": n, "baseline": base, "now": np.nan,
+                             "change": np.nan, "p_value": np.nan, "status": "error"})  # fmt: skip
+                continue
+            k1, k2 = round(base * n), round(now * n)
+            p = fisher_p(k1, n, k2, n) if k1 != k2 else 1.0
+            change = (k2 - k1) / n if n else 0.0
+            fails = abs(change) >= min_effect - 1e-12 and p < alpha
+            status = ("rise" if change > 0 else "drop") if fails else "ok"
+            rows.append({**{k: r[k] for k in KEYS}, "metric": metric, "n": n, "baseline": base, "now": now,
+                         "change": change, "p_value": p, "status": status})  # fmt: skip
+    cells = pd.DataFrame(rows)
+    return Comparison(cells, len(merged), notes)
+
+
+def check(results_dir: str | Path, baseline_path: str | Path, *, min_effect: float = MIN_EFFECT,
+          alpha: float = ALPHA) -> Comparison:  # fmt: skip
+    """Read both sides and compare them; CannotCompare (a BenchError) when they cannot be."""
+    if not 0 < alpha < 1:
+        raise BenchError(f"--alpha {alpha:g}: not allowed; a level between 0 and 1")
+    if not 0 <= min_effect <= 1:
+        raise BenchError(f"--min-effect {100 * min_effect:g}: not allowed; percentage points between 0 and 100")
+    baseline, meta = read_baseline(baseline_path)
+    try:
+        results = load_results(results_dir)
+    except BenchError as err:
+        raise CannotCompare(str(err)) from None
+    return compare(baseline, results, meta=meta, min_effect=min_effect, alpha=alpha)

@@ -1,0 +1,159 @@
+"""The computation of one cell: the attack swept over the epsilons, its images scored as 8-bit
+and JPEG-compressed images, and the tidy rows and per-sample rows it yields.
+
+A stage (bench/run/plan.py, ``STAGES``): everything this module and the modules it imports
+compute determines a cell's numbers, so their fingerprint is part of every cell key. A pure
+function of its inputs (no file is touched), so cells can run anywhere and in any order.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bench.attacks import create_attack
+from bench.attacks.base import l2_budget, quantize
+from bench.core.inference import true_class_probability
+from bench.core.schema import MATRIX_COLUMNS, SAMPLE_COLUMNS, conform
+from bench.core.stats import rate
+from bench.inputs.data import attacked_subset
+from bench.run.postprocess import Variant, variants
+from defenses import create_defense, is_input_transform
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bench.attacks.base import AttackResult
+    from bench.core.registry import Spec
+    from bench.inputs.data import Dataset
+    from bench.inputs.matrix import Matrix
+    from bench.run.plan import Cell
+    from bench.run.training import TrainedModel
+
+
+def positive_class(classes: list[str]) -> int | None:
+    """The manipulated class of a binary pristine-vs-manipulated task (None for other tasks)."""
+    return 1 if len(classes) == 2 and classes[0] == "pristine" else None
+
+
+def cell_epsilons(matrix: Matrix, norm: str, shape: tuple[int, ...]) -> tuple[float, ...]:
+    """The matrix's budgets in an attack's norm, [0, 1] units (l2: scaled to the patch size)."""
+    if norm == "l2":
+        return tuple(l2_budget(e, shape) for e in matrix.epsilons_255)
+    return matrix.epsilons
+
+
+def cell_tables(
+    cell: Cell,
+    spec: Spec,
+    result: AttackResult,
+    scored: list[Variant],
+    indices: np.ndarray,
+    sources: np.ndarray,
+    trained: TrainedModel,
+    seed: int,
+    classes: list[str],
+    eps_255: tuple[float, ...],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tidy rows (one per epsilon and variant) and per-sample rows of a finished cell that ran
+    the attack ``spec`` (the cell's own, or its BPDA version on an input transform)."""
+    attack = create_attack(spec)
+    budget = attack.query_budget()
+    positive = positive_class(classes)
+    y = result.y
+    min_norm = result.min_norm.astype(np.float64) if result.min_norm is not None else np.full(len(y), np.nan)
+    rows: list[dict[str, Any]] = []
+    samples = []
+    job = cell.model
+    for variant in scored:
+        clean = variant.clean_pred == y
+        clean_acc, clean_low, clean_high = rate(clean)
+        adv_correct = variant.adv_correct(y)
+        for k, eps in enumerate(result.epsilons):
+            robust = adv_correct[k]
+            flipped = clean & ~robust
+            robust_acc, low, high = rate(robust)
+            tpr, tnr = ((rate(robust[y == positive]), rate(robust[y != positive])) if positive is not None
+                        else ((np.nan,) * 3, (np.nan,) * 3))  # fmt: skip
+            queries = float(result.queries[k]) if result.queries is not None else float("nan")
+            rows.append({
+                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
+                "attack": str(spec), "gradient": cell.gradient, "library": attack.library, "norm": result.norm,
+                "threat": attack.threat, "minimum_norm": attack.minimum_norm,
+                "quantized": variant.quantized, "postprocess": variant.postprocess,
+                "epsilon": float(eps), "epsilon_255": float(eps_255[k]), "n": len(robust),
+                "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
+                "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
+                "tpr": tpr[0], "tpr_low": tpr[1], "tpr_high": tpr[2], "tnr": tnr[0], "tnr_low": tnr[1], "tnr_high": tnr[2],
+                "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
+                "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
+                "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
+                "attacked": int(result.attacked[k]), "queries": queries,
+                "query_budget": float(budget) if budget is not None else float("nan"), "seconds": float(result.seconds[k]),
+                "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
+            })  # fmt: skip
+            samples.append(pd.DataFrame({
+                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
+                "attack": str(spec), "gradient": cell.gradient, "norm": result.norm,
+                "quantized": variant.quantized, "postprocess": variant.postprocess,
+                "epsilon": float(eps), "epsilon_255": float(eps_255[k]),
+                "sample": indices, "source": sources, "label": y, "clean_pred": variant.clean_pred,
+                "adv_pred": variant.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
+                "linf": variant.linf[k].astype(np.float64), "l2": variant.l2[k].astype(np.float64),
+                "min_norm": min_norm, "cell": cell.key,
+            }))  # fmt: skip
+    return conform(pd.DataFrame(rows), MATRIX_COLUMNS), conform(pd.concat(samples), SAMPLE_COLUMNS)
+
+
+def compute_cell(
+    cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray] | None]:
+    """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset,
+    then its images scored as 8-bit images and after JPEG compression (bench/postprocess.py).
+
+    Returns the tidy rows, the per-sample rows and, for the cells that keep them, the cell's
+    images as 8-bit arrays (see :func:`cell_images`) for the stages that need the images
+    themselves (transferability, the gallery).
+    """
+    indices = attacked_subset(dataset, matrix.n_samples, matrix.seed)
+    x = dataset.floats("test")[indices]
+    y = dataset.y["test"][indices]
+    model, surrogate, spec = trained.model, None, cell.attack
+    if is_input_transform(cell.model.defense):
+        transform = create_defense(cell.model.defense)
+        model = transform.wrap(trained.model, cell.gradient, matrix.seed)
+        surrogate = trained.model if cell.gradient == "oblivious" else None
+        spec = transform.attack_for(cell.attack, cell.gradient)
+    attack = create_attack(spec)
+    epsilons = cell_epsilons(matrix, attack.norm, tuple(x.shape[1:]))
+    result = attack(model, x, y, epsilons, seed=matrix.seed, surrogate=surrogate)
+    scored = variants(model, result, repr(attack))
+    sources = dataset.source["test"][indices]
+    classes = dataset.info["classes"]
+    rows, samples = cell_tables(cell, spec, result, scored, indices, sources, trained, matrix.seed, classes,
+                                matrix.epsilons_255)  # fmt: skip
+    return rows, samples, cell_images(model, result, indices, matrix.epsilons_255) if cell.keeps_images else None
+
+
+def cell_images(model: nn.Module, result: AttackResult, indices: np.ndarray,
+                eps_255: tuple[float, ...]) -> dict[str, np.ndarray]:  # fmt: skip
+    """A cell's images as published: the clean patches and the 8-bit adversarial images.
+
+    Keys: ``sample`` (test-split indices, N), ``label`` (N), ``epsilon_255`` (E), ``x`` (uint8,
+    N x C x H x W), ``adv`` (uint8, E x N x C x H x W; the clean image where the attack found
+    nothing), and the attacked detector's probability of the true class on each, ``clean_prob``
+    (N) and ``adv_prob`` (E x N).
+    """
+    x = result.x
+    adv = np.stack([quantize(result.x_adv[k], x, float(e), result.norm) for k, e in enumerate(result.epsilons)])
+    return {
+        "sample": np.asarray(indices),
+        "label": result.y,
+        "epsilon_255": np.asarray(eps_255, dtype=np.float64),
+        "x": np.rint(x * 255.0).astype(np.uint8),  # quantize puts every image on the 8-bit grid
+        "adv": np.rint(adv * 255.0).astype(np.uint8),
+        "clean_prob": true_class_probability(model, x, result.y),
+        "adv_prob": np.stack([true_class_probability(model, a, result.y) for a in adv]),
+    }

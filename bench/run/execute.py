@@ -1,0 +1,461 @@
+"""Carrying out a plan: the serial executor (one process, one model after another).
+
+It takes the plan of a matrix (bench/run/plan.py), serves every result the store already holds
+(bench/run/store.py) and computes the rest with the stage functions - datasets, training, cells,
+probes, transfer scores - storing each the moment it is finished. After every cell it hands the
+tables of everything finished so far to a *sink* (the results folder writer of bench/outputs, given
+by the caller), so an interrupted run loses at most the cell in progress and a rerun computes
+nothing already done. A failure is a row with an ``error``, never a stored result. The executor
+writes no file of its own and draws no figure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from bench.attacks import attack_class
+from bench.core.schema import MATRIX_COLUMNS, TRANSFER_COLUMNS, conform, conform_probes
+from bench.core.versions import versions
+from bench.inputs.data import ImageSource, attacked_subset, build_dataset, builtin_source
+from bench.run.cells import compute_cell
+from bench.run.flags import flag_counts
+from bench.run.plan import Cell, ModelJob, Plan, ProbeJob, dataset_key, make_plan, pair_key
+from bench.run.postprocess import VARIANTS
+from bench.run.probes import UNBOUNDED_EPS, probe_model
+from bench.run.scoring import Scores, score_images
+from bench.run.store import CellOutput, Store
+from bench.run.tables import Tables, assemble, model_row
+from bench.run.training import TrainedModel, build_detector, train
+from bench.run.transfer import example_entry, transfer_rows
+from defenses import create_defense, is_input_transform
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bench.core.config import DataConfig
+    from bench.core.registry import Spec
+    from bench.inputs.data import Dataset
+    from bench.inputs.matrix import Matrix
+
+Progress = Callable[[str], None]
+
+
+class Sink(Protocol):
+    """Where a run's outputs go (bench/outputs/formats.py, ``ResultsFolder``)."""
+
+    def write_tables(
+        self, table: pd.DataFrame, samples: pd.DataFrame, models: pd.DataFrame, probes: pd.DataFrame | None
+    ) -> None: ...
+
+    def write_transfer(self, table: pd.DataFrame | None, examples: list[dict[str, Any]]) -> None: ...
+
+    def write_run_info(self, info: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its tables and what was computed or served from the cache."""
+
+    table: pd.DataFrame
+    samples: pd.DataFrame
+    models: pd.DataFrame
+    probes: pd.DataFrame | None = None
+    transfer: pd.DataFrame | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def describe(err: BaseException) -> str:
+    """One-line description of an exception for the ``error`` column."""
+    where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    loc = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{loc}"
+
+
+def obtain_dataset(task: Spec, source: ImageSource, config: DataConfig, seed: int, store: Store) -> Dataset:
+    """A task's dataset from the store, or built and stored."""
+    key = dataset_key(task, source, config, seed)
+    dataset = store.dataset(key)
+    if dataset is None:
+        dataset = build_dataset(task, source, config, seed, key=key)
+        store.put_dataset(dataset)
+    return dataset
+
+
+def obtain_model(
+    job: ModelJob, dataset: Dataset, matrix: Matrix, store: Store, log: Progress = lambda _: None
+) -> TrainedModel:
+    """A job's trained model from the store, or trained and stored."""
+    meta = store.model_meta(job.key)
+    if meta is not None:
+        model = store.load_weights(job.key, build_detector(job.detector, dataset))
+        return TrainedModel(job.key, model, meta, from_cache=True)
+    model, meta = train(job.detector, dataset, job.trained_as, matrix.training, matrix.seed, log)
+    store.put_model(job.key, model, meta)
+    return TrainedModel(job.key, model, meta, from_cache=False)
+
+
+def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
+    """Rows recording a failed cell (never cached)."""
+    cls = attack_class(cell.attack.name)
+    nan = float("nan")
+    job = cell.model
+    rows = [
+        {
+            **dict.fromkeys(MATRIX_COLUMNS, nan),
+            "task": str(job.task),
+            "detector": str(job.detector),
+            "defense": str(job.defense),
+            "attack": str(cell.attack),
+            "gradient": cell.gradient,
+            "library": cls.library,
+            "norm": cls.norm,
+            "threat": cls.threat,
+            "minimum_norm": cls.minimum_norm,
+            "quantized": quantized,
+            "postprocess": postprocess,
+            "epsilon": e / 255.0 if cls.norm == "linf" else nan,
+            "epsilon_255": e,
+            "n": 0,
+            "attacked": 0,
+            "seed": matrix.seed,
+            "cell": cell.key,
+            "model": cell.model_key,
+            "error": message,
+        }
+        for quantized, postprocess in VARIANTS
+        for e in matrix.epsilons_255
+    ]
+    return conform(pd.DataFrame(rows), MATRIX_COLUMNS)
+
+
+class Runner:
+    """Runs one matrix with a store (the cache folder) and a sink (the results folder).
+
+    Args:
+        matrix: the validated matrix.
+        store: the cache the results are served from and stored into.
+        source: the pristine photographs (default: the built-in ones).
+        sink: receives the tables after every cell and the outputs at the end (None: nothing
+            is written but the cache).
+        progress: receives one line per step (model, cell, probe, stage).
+    """
+
+    def __init__(
+        self,
+        matrix: Matrix,
+        *,
+        store: Store,
+        source: ImageSource | None = None,
+        sink: Sink | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.matrix = matrix
+        self.store = store
+        self.source = source if source is not None else builtin_source()
+        self.sink = sink
+        self.progress = progress or (lambda _: None)
+        self.rows: dict[str, pd.DataFrame] = {}
+        self.samples: dict[str, pd.DataFrame] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.datasets: dict[str, dict[str, Any] | None] = {}
+        self.probes: pd.DataFrame | None = None
+        self.transfer: pd.DataFrame | None = None
+        self.stats: dict[str, int] = {
+            "cells": 0,
+            "cells_computed": 0,
+            "cells_cached": 0,
+            "cells_failed": 0,
+            "models_trained": 0,
+            "models_cached": 0,
+            "models_failed": 0,
+        }
+        self.timings: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Carry out the whole plan: models and cells, then the probes and the transfer stage.
+
+        On an interruption or an error the outputs of every finished cell go to the sink
+        before the exception is raised again.
+        """
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        self._start = time.perf_counter()
+        plan = make_plan(self.matrix, self.source)
+        self.stats["cells"] = len(plan.cells)
+        self.progress(f"{len(plan.cells)} cells")
+        try:
+            self._models_and_cells(plan)
+            self._probe(plan)
+            self._transfer(plan)
+        except BaseException:
+            if self.rows:
+                self._finish()
+            raise
+        return self._finish()
+
+    def train(self) -> pd.DataFrame:
+        """Only train (or fetch from the store) every model of the matrix; return the models table."""
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        self._start = time.perf_counter()
+        plan = make_plan(self.matrix, self.source)
+        self._models_and_cells(plan, with_cells=False)
+        return self.tables().models
+
+    def _models_and_cells(self, plan: Plan, *, with_cells: bool = True) -> None:
+        dataset: tuple[Spec, Dataset] | None = None  # one task's patches in memory at a time
+        done = 0
+        for job in plan.models:
+            cells = plan.cells_of(job) if with_cells else ()
+            meta = self.store.model_meta(job.key)
+            trained = None
+            if meta is None or not all(self.store.has_cell(c) for c in cells):
+                if dataset is None or dataset[0] != job.task:
+                    dataset = (job.task, self._dataset(job))
+                trained = self._model(job, dataset[1])
+            else:  # the model and every cell of it are stored: its metadata describes it
+                self.stats["models_cached"] += 1
+                self.models[job.label] = model_row(job, meta, True, "")
+            if str(job.task) not in self.datasets:
+                self.datasets[str(job.task)] = self.store.dataset_info(job.dataset_key)
+            for cell in cells:
+                done += 1
+                self._cell(cell, dataset[1] if dataset else None, trained, f"[{done}/{len(plan.cells)}]")
+                self._write_tables()
+
+    def _dataset(self, job: ModelJob) -> Dataset:
+        start = time.perf_counter()
+        dataset = obtain_dataset(job.task, self.source, self.matrix.data, self.matrix.seed, self.store)
+        self.timings[f"dataset {job.task}"] = time.perf_counter() - start
+        splits = dataset.info["splits"].items()
+        sizes = ", ".join(f"{s} {v['patches']} patches/{len(v['photos'])} photos" for s, v in splits)
+        self.progress(f"dataset {job.task} on {self.source.label}: {sizes}")
+        return dataset
+
+    def _model(self, job: ModelJob, dataset: Dataset) -> TrainedModel | None:
+        cached = self.store.model_meta(job.key) is not None
+        self.progress(f"model {job.label}: {'cached' if cached else 'training'}")
+        try:
+            trained = obtain_model(job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}"))
+        except Exception as err:  # a failed model fails its cells, not the run
+            self.stats["models_failed"] += 1
+            self.models[job.label] = model_row(job, None, False, describe(err))
+            self.progress(f"model {job.label}: FAILED {describe(err)}")
+            return None
+        meta = trained.meta
+        self.stats["models_cached" if trained.from_cache else "models_trained"] += 1
+        self.models[job.label] = model_row(job, meta, trained.from_cache, "")
+        self.progress(
+            f"model {job.label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
+            f"trained in {meta.seconds:.0f}s"
+        )
+        return trained
+
+    def _cell(self, cell: Cell, dataset: Dataset | None, trained: TrainedModel | None, counter: str) -> None:
+        stored = self.store.cell(cell)
+        if stored is not None:
+            self.rows[cell.key], self.samples[cell.key] = stored.rows, stored.samples
+            self.stats["cells_cached"] += 1
+            self.progress(f"{counter} {cell.label}: cached")
+            return
+        if trained is None or dataset is None:
+            self.rows[cell.key] = error_rows(cell, self.matrix, self.models[cell.model.label]["error"])
+            self.stats["cells_failed"] += 1
+            self.progress(f"{counter} {cell.label}: FAILED (model failed)")
+            return
+        start = time.perf_counter()
+        try:
+            rows, samples, images = compute_cell(cell, self.matrix, dataset, trained)
+        except Exception as err:
+            self.rows[cell.key] = error_rows(cell, self.matrix, describe(err))
+            self.stats["cells_failed"] += 1
+            self.progress(f"{counter} {cell.label}: FAILED {describe(err)}")
+            return
+        self.store.put_cell(cell, CellOutput(rows, samples, images))
+        self.rows[cell.key], self.samples[cell.key] = rows, samples
+        self.stats["cells_computed"] += 1
+        floats = rows[(rows["quantized"] == "float") & (rows["postprocess"] == "none")]
+        jpeg75 = rows[rows["postprocess"] == "jpeg75"]
+        summary = ", ".join(f"e={e:g}: {r:.3f}" for e, r in zip(floats.epsilon_255, floats.robust_accuracy))
+        self.progress(
+            f"{counter} {cell.label}: clean {floats.clean_accuracy.iloc[0]:.3f}, robust {summary}; "
+            f"8-bit + JPEG 75 at e={jpeg75.epsilon_255.iloc[-1]:g}: {jpeg75.robust_accuracy.iloc[-1]:.3f} "
+            f"({time.perf_counter() - start:.1f}s)"
+        )
+
+    # -- post-cell stages ----------------------------------------------------------------------
+    def _probe(self, plan: Plan) -> None:
+        """Probe every trained model for the trust flags (bench/run/probes.py; stored, a few seconds each).
+
+        A model that failed to train is skipped; a probe that fails is a row with an ``error``
+        (its flags stay silent) and is not stored.
+        """
+        start = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        loaded: dict[str, tuple[Dataset, TrainedModel]] = {}
+        for probe in plan.probes:
+            job = probe.model
+            if self.store.model_meta(job.key) is None:
+                continue
+            base = {
+                "task": str(job.task),
+                "detector": str(job.detector),
+                "defense": str(job.defense),
+                "gradient": probe.gradient,
+                "model": job.key,
+                "error": "",
+            }
+            numbers = self.store.probe(probe.key)
+            if numbers is None:
+                try:
+                    numbers = self._probe_numbers(probe, loaded)
+                except Exception as err:  # a failed probe leaves its flags silent, not the run failed
+                    rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
+                    self.progress(f"probe {job.label} ({probe.gradient}): FAILED {rows[-1]['error']}")
+                    continue
+                self.store.put_probe(probe.key, numbers)
+                self.progress(
+                    f"probe {job.label} ({probe.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
+                    f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
+                    f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
+                )
+            rows.append({**base, **numbers})
+        self.probes = conform_probes(pd.DataFrame(rows))
+        self.timings["probes"] = time.perf_counter() - start
+
+    def _probe_numbers(self, probe: ProbeJob, loaded: dict[str, tuple[Dataset, TrainedModel]]) -> dict[str, Any]:
+        job = probe.model
+        if job.key not in loaded:
+            loaded.clear()  # one model (and its dataset) in memory at a time
+            dataset = obtain_dataset(job.task, self.source, self.matrix.data, self.matrix.seed, self.store)
+            loaded[job.key] = (dataset, obtain_model(job, dataset, self.matrix, self.store))
+        dataset, trained = loaded[job.key]
+        indices = attacked_subset(dataset, self.matrix.n_samples, self.matrix.seed)
+        model: nn.Module = trained.model
+        surrogate = None
+        if is_input_transform(job.defense):
+            model = create_defense(job.defense).wrap(trained.model, probe.gradient, self.matrix.seed)
+            surrogate = trained.model if probe.gradient == "oblivious" else None
+        x, y = dataset.floats("test")[indices], dataset.y["test"][indices]
+        return probe_model(model, x, y, seed=self.matrix.seed, surrogate=surrogate)
+
+    def _transfer(self, plan: Plan) -> None:
+        """Score every kept-images cell on every model of its task (bench/run/transfer.py); an
+        error here is reported and leaves the run's cells and exit status alone."""
+        try:
+            self._transfer_stage(plan)
+        except Exception as err:  # the cells' tables are already written; the stage is extra
+            self.stats["transfer_failed"] = 1
+            self.progress(f"transfer: FAILED {type(err).__name__}: {err}")
+
+    def _transfer_stage(self, plan: Plan) -> None:
+        start = time.perf_counter()
+        sources = [c for c in plan.transfer_sources if self.store.has_cell_images(c.key)]
+        if not sources:
+            self.transfer = None
+            if self.sink is not None:
+                self.sink.write_transfer(None, [])
+            return
+        rows: list[dict[str, Any]] = []
+        examples: list[dict[str, Any]] = []
+        computed = cached = 0
+        models: dict[str, nn.Module | None] = {}
+        for source in sources:
+            images = self.store.cell_images(source.key)
+            assert images is not None
+            info = self.store.dataset_info(source.model.dataset_key) or {}
+            classes = list(info.get("classes", []))
+            num_classes = len(classes) or int(images["label"].max()) + 1
+            targets = sorted(plan.transfer_targets(source.model.task), key=lambda j: j.key != source.model_key)
+            own: Scores | None = None  # the first target: the source model itself
+            for target in targets:
+                if target.key not in models:
+                    models[target.key] = self._stored_model(target, int(images["x"].shape[1]), num_classes)
+                model = models[target.key]
+                if model is None:
+                    self.progress(f"transfer {source.model.label} -> {target.label}: no trained model; left out")
+                    continue
+                key = pair_key(source.key, target.key)
+                scores = self.store.pair(key)
+                if scores is None:
+                    scores = score_images(model, images["x"], images["adv"], images["label"])
+                    self.store.put_pair(key, scores)
+                    computed += 1
+                else:
+                    cached += 1
+                if target.key == source.model_key:
+                    own = scores
+                if own is None:
+                    break
+                rows += transfer_rows(source, target, images, own, scores)
+            if own is not None:
+                examples.append(example_entry(source, classes, images, own))
+        self.transfer = conform(pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS)), TRANSFER_COLUMNS)
+        if self.sink is not None:
+            self.sink.write_transfer(self.transfer, examples)
+        self.stats.update({"transfer_pairs_computed": computed, "transfer_pairs_cached": cached})
+        self.timings["transfer"] = time.perf_counter() - start
+        self.progress(
+            f"transfer: {len(sources)} sources x their task's models, {computed} pairs scored, {cached} from cache "
+            f"({time.perf_counter() - start:.1f}s) -> transfer.csv, examples.npz"
+        )
+
+    def _stored_model(self, job: ModelJob, in_channels: int, num_classes: int) -> nn.Module | None:
+        """A target model from the store (None when it is not there: its training failed)."""
+        from detectors import create_detector
+
+        if self.store.model_meta(job.key) is None:
+            return None
+        return self.store.load_weights(
+            job.key, create_detector(job.detector, in_channels=in_channels, num_classes=num_classes)
+        )
+
+    # -- outputs -------------------------------------------------------------------------------
+    def tables(self) -> Tables:
+        """The tables of everything finished so far."""
+        return assemble(list(self.rows.values()), list(self.samples.values()), list(self.models.values()),
+                        self.probes, self.datasets)  # fmt: skip
+
+    def _write_tables(self) -> Tables:
+        tables = self.tables()
+        if self.sink is not None:
+            self.sink.write_tables(tables.table, tables.samples, tables.models, tables.probes)
+        return tables
+
+    def run_info(self, tables: Tables) -> dict[str, Any]:
+        """The description of the run written beside its tables (run.json)."""
+        import torch
+
+        return {
+            "profile": self.matrix.profile,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(),
+            "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "configuration": self.matrix.to_dict(),
+            "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
+            "datasets": self.datasets,
+            "stats": self.stats,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "flags": flag_counts(tables.table),  # rows raising each trust flag (docs/flags.md)
+        }
+
+    def _finish(self) -> RunResult:
+        self.timings["total_seconds"] = time.perf_counter() - self._start
+        tables = self._write_tables()
+        if self.sink is not None:
+            self.sink.write_run_info(self.run_info(tables))
+        stats: dict[str, Any] = {**self.stats, **self.timings}
+        return RunResult(tables.table, tables.samples, tables.models, tables.probes, self.transfer, stats)

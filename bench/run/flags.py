@@ -1,0 +1,241 @@
+"""Trust flags: attack-failure indicators on every row of the matrix table.
+
+A robustness number can be wrong in ways it cannot show by itself: the attack failed (masked or
+saturated gradients, an optimisation that never moved), two implementations of one attack
+disagree, or too few samples were attacked to tell. Each indicator below is computed after the
+cells, from the tidy table and the cheap per-model probes of bench/probes.py, and sets one boolean
+column ``flag_<name>``; the ``flags`` column joins the names of those raised on the row with ",".
+docs/flags.md explains every flag (what raises it, the likely cause, the cure); the anchors in
+:data:`DOC` link there.
+
+Comparisons between attacks are made within one (task, detector, defence, gradient, norm,
+quantized, postprocess, epsilon) and count as "A beats B" only when their 95% Wilson intervals
+of robust accuracy do not overlap (A's upper end below B's lower end), so sampling noise alone
+raises nothing. Ensemble rows and the non-adversarial control take part in no comparison between
+attacks; thresholds are the module constants. The two comparisons of attack strength
+(single_beats_iterative, blackbox_beats_whitebox) are made only on the rows without JPEG
+re-compression: no attack optimised for surviving JPEG, so which attack's images survive it best
+says nothing about the attacks' optimisation (FGSM's full-budget sign perturbation survives JPEG 85
+better than PGD's finer one; measured on FGSM-trained bayar in the zhao2018 profile).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.core.schema import FLAG_NAMES
+
+FLAGS: tuple[str, ...] = FLAG_NAMES  # in the order of the flag columns (names documented in docs/flags.md)
+DOC = "docs/flags.md"
+
+MAX_HALF_WIDTH = 0.05  # too_few_samples: half-width of the robust-accuracy interval above 5 points
+ZERO_GRADIENT_SHARE = 0.01  # zero_gradients: more than 1% of the clean-correct samples
+UNBOUNDED_ROBUST = 0.02  # unbounded_not_zero: more than 2% of the samples survive the unbounded PGD probe
+LOSS_NOT_INCREASING_SHARE = 0.05  # loss_not_increasing: more than 5% of the clean-correct samples
+SINGLE_STEP = ("fgsm", "fgm", "fgm-l2")  # attack kinds (the name after the library) that take one step
+BLACK_BOX = ("score", "decision")
+
+# the rows a comparison between attacks is made within, and one attack's curve over epsilon
+GROUP = ["task", "detector", "defense", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+CURVE = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess"]
+MODEL = ["task", "detector", "defense", "gradient"]
+
+
+def link(flag: str) -> str:
+    """Where a flag is explained."""
+    return f"{DOC}#{flag}"
+
+
+def _valid(table: pd.DataFrame) -> pd.Series:
+    return (table["error"] == "") & table["robust_accuracy"].notna()
+
+
+def _kind(attack: pd.Series) -> pd.Series:
+    """The attack's name without its library prefix and parameters: ``art.pgd[steps=10]`` -> ``pgd``."""
+    return attack.str.extract(r"^[^.\[]+\.([^\[]+)", expand=False).fillna("")
+
+
+def non_monotone(table: pd.DataFrame) -> pd.Series:
+    """Robust accuracy at an epsilon above (beyond both intervals) that of a smaller epsilon, same attack.
+
+    The row at the larger epsilon is flagged: an example inside the smaller ball lies inside the
+    larger one, so its number overstates robustness.
+    """
+    out = pd.Series(False, index=table.index)
+    rows = table[_valid(table)].sort_values([*CURVE, "epsilon_255"])
+    if rows.empty:
+        return out
+    previous_high = rows.groupby(CURVE, sort=False, observed=True)["robust_accuracy_high"].transform(
+        lambda s: s.cummin().shift(1)
+    )
+    out.loc[rows.index] = (rows["robust_accuracy_low"] > previous_high).fillna(False).astype(bool)
+    return out
+
+
+def _optimised(table: pd.DataFrame) -> pd.Series:
+    """Rows scoring the images the attacks optimised (float, or rounded to 8 bits), not JPEG re-compressed."""
+    return table["postprocess"] == "none"
+
+
+def _beats(table: pd.DataFrame, strong: pd.Series, weak: pd.Series, reference: str) -> pd.Series:
+    """Rows of ``strong`` whose interval lies wholly below the reference ``weak`` row of their group,
+    and the ``weak`` rows lying wholly above such a ``strong`` row.
+
+    ``reference``: ``best`` compares with the weak row of lowest robust accuracy (the strongest
+    of them), ``any`` with each weak row.
+    """
+    out = pd.Series(False, index=table.index)
+    valid = _valid(table) & _optimised(table)
+    s, w = table[valid & strong], table[valid & weak]
+    if s.empty or w.empty:
+        return out
+    strong_high = s.groupby(GROUP, observed=True)["robust_accuracy_high"].min().rename("strong_high")
+    if reference == "best":
+        best = w.loc[w.groupby(GROUP, observed=True)["robust_accuracy"].idxmin()]
+        weak_low = best.set_index(GROUP)["robust_accuracy_low"].rename("weak_low")
+    else:
+        weak_low = w.groupby(GROUP, observed=True)["robust_accuracy_low"].max().rename("weak_low")
+    bounds = pd.concat([strong_high, weak_low], axis=1, join="inner")
+    fired = bounds[bounds["strong_high"] < bounds["weak_low"]]
+    if fired.empty:
+        return out
+    s = s.join(fired, on=GROUP, how="inner")
+    w = w.join(fired, on=GROUP, how="inner")
+    out.loc[s.index[s["robust_accuracy_high"] < s["weak_low"]]] = True
+    out.loc[w.index[w["robust_accuracy_low"] > w["strong_high"]]] = True
+    return out
+
+
+def single_beats_iterative(table: pd.DataFrame) -> pd.Series:
+    """A single-step attack (FGSM) below an iterative white-box attack (PGD, BIM, ...) of the same norm.
+
+    Both the FGSM row and every iterative row it beats are flagged: the iterative attack should
+    find at least what its own first step finds.
+    """
+    kind = _kind(table["attack"])
+    white = (table["threat"] == "white-box") & ~table["minimum_norm"].astype(bool)
+    single = white & kind.isin(SINGLE_STEP)
+    return _beats(table, single, white & ~single, reference="any")
+
+
+def blackbox_beats_whitebox(table: pd.DataFrame) -> pd.Series:
+    """A score- or decision-based attack below the strongest white-box attack: masked gradients.
+
+    As AutoAttack's check of Square against its white-box attacks: the black-box rows that beat
+    the strongest white-box row and every white-box row lying above them are flagged.
+    """
+    return _beats(table, table["threat"].isin(BLACK_BOX), table["threat"] == "white-box", reference="best")
+
+
+def libraries_disagree(table: pd.DataFrame) -> pd.Series:
+    """ART and Foolbox versions of one attack (same name after the library, same parameters)
+    whose intervals do not overlap; both rows are flagged."""
+    out = pd.Series(False, index=table.index)
+    rows = table[_valid(table) & table["library"].isin(["art", "foolbox"])]
+    rows = rows.assign(variant=rows["attack"].str.split(".", n=1).str[1])
+    art = rows[rows["library"] == "art"].set_index([*GROUP, "variant"])
+    foolbox = rows[rows["library"] == "foolbox"].set_index([*GROUP, "variant"])
+    cols = ["robust_accuracy_low", "robust_accuracy_high"]
+    pairs = art[cols].add_suffix("_art").join(foolbox[cols].add_suffix("_fb"), how="inner")
+    apart = pairs[(pairs["robust_accuracy_high_art"] < pairs["robust_accuracy_low_fb"])
+                  | (pairs["robust_accuracy_high_fb"] < pairs["robust_accuracy_low_art"])]  # fmt: skip
+    if apart.empty:
+        return out
+    keys = set(apart.index)
+    hit = [i for i, key in zip(rows.index, rows.set_index([*GROUP, "variant"]).index) if key in keys]
+    out.loc[hit] = True
+    return out
+
+
+def too_few_samples(table: pd.DataFrame) -> pd.Series:
+    """The robust-accuracy interval is wider than +-:data:`MAX_HALF_WIDTH`."""
+    half = (table["robust_accuracy_high"] - table["robust_accuracy_low"]) / 2
+    return (_valid(table) & (half > MAX_HALF_WIDTH)).astype(bool)
+
+
+def probe_indicators(probes: pd.DataFrame | None) -> pd.DataFrame:
+    """Per probed model and gradient (:data:`MODEL` columns): the three probe flags."""
+    columns = [*MODEL, "zero_gradients", "unbounded_not_zero", "loss_not_increasing"]
+    if probes is None or probes.empty:
+        return pd.DataFrame(columns=columns)
+    ok = probes[probes["error"] == ""]
+    return ok.assign(
+        zero_gradients=ok["zero_gradient_share"] > ZERO_GRADIENT_SHARE,
+        unbounded_not_zero=ok["unbounded_robust_accuracy"] > UNBOUNDED_ROBUST,
+        loss_not_increasing=ok["loss_not_increasing_share"] > LOSS_NOT_INCREASING_SHARE,
+    )[columns].reset_index(drop=True)
+
+
+def probe_flags(table: pd.DataFrame, probes: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """The probe flags of each row: white-box rows of the probed model and gradient (their numbers
+    rest on its gradient), and ensemble rows where the flag holds for every gradient of the model.
+    Score-, decision-based and control rows do not use the gradient and carry none."""
+    names = ["zero_gradients", "unbounded_not_zero", "loss_not_increasing"]
+    out = {name: pd.Series(False, index=table.index) for name in names}
+    indicators = probe_indicators(probes)
+    if indicators.empty:
+        return out
+    valid = _valid(table)
+    white = table[valid & (table["threat"] == "white-box")]
+    joined = white[MODEL].join(indicators.set_index(MODEL), on=MODEL, how="left")
+    every = indicators.groupby(MODEL[:3])[names].all()
+    ensemble = table[valid & (table["attack"] == "ensemble")]
+    ens = ensemble[MODEL[:3]].join(every, on=MODEL[:3], how="left")
+    for name in names:
+        out[name].loc[white.index] = joined[name].fillna(False).astype(bool).to_numpy()
+        out[name].loc[ensemble.index] = ens[name].fillna(False).astype(bool).to_numpy()
+    return out
+
+
+def compute_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One boolean column per flag (``flag_<name>``, :data:`FLAGS` order) for the rows of ``table``."""
+    found = {
+        "non_monotone": non_monotone(table),
+        "single_beats_iterative": single_beats_iterative(table),
+        "blackbox_beats_whitebox": blackbox_beats_whitebox(table),
+        "libraries_disagree": libraries_disagree(table),
+        "too_few_samples": too_few_samples(table),
+        **probe_flags(table, probes),
+    }
+    return pd.DataFrame({f"flag_{name}": found[name].astype(bool) for name in FLAGS}, index=table.index)
+
+
+def add_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``table`` with its ``flag_<name>`` columns and the ``flags`` column (fired names joined by ",")."""
+    flags = compute_flags(table, probes)
+    names = np.array(FLAGS, dtype=object)
+    joined = [",".join(names[row]) for row in flags.to_numpy(dtype=bool)]
+    column = pd.Series(joined, index=table.index, dtype="string")
+    return table.assign(**{c: flags[c] for c in flags.columns}, flags=column)
+
+
+def flag_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Rows raising each flag (every flag listed, 0 included)."""
+    return {name: int(table[f"flag_{name}"].sum()) if f"flag_{name}" in table else 0 for name in FLAGS}
+
+
+def flagged_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per flag raised on an attack's curve: which flag, where, at which epsilons and variants.
+
+    Columns: flag, task, detector, defense, attack, gradient, norm, epsilons_255 (sorted, joined
+    by ","), variants (``quantized/postprocess``, joined by ","), rows (how many rows raise it).
+    """
+    parts = []
+    for name in FLAGS:
+        column = f"flag_{name}"
+        if column not in table or not table[column].any():
+            continue
+        rows = table[table[column]]
+        rows = rows.assign(variant=rows["quantized"] + "/" + rows["postprocess"])
+        keys = ["task", "detector", "defense", "attack", "gradient", "norm"]
+        grouped = rows.groupby(keys, sort=False, observed=True).agg(
+            epsilons_255=("epsilon_255", lambda e: ",".join(f"{v:g}" for v in sorted(set(e)))),
+            variants=("variant", lambda v: ",".join(dict.fromkeys(v))),
+            rows=("epsilon_255", "size"),
+        )
+        parts.append(grouped.reset_index().assign(flag=name))
+    columns = ["flag", "task", "detector", "defense", "attack", "gradient", "norm", "epsilons_255", "variants", "rows"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]

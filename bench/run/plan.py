@@ -1,0 +1,233 @@
+"""The plan of a run: every dataset, model, cell, probe and transfer pair a matrix needs, with their keys.
+
+Pure data, computed without training or attacking anything: a run is the plan carried out by an
+executor (bench/run/execute.py). The unit of attack work is a *cell*: one attack swept over the
+matrix's epsilons on one trained (task, detector, defence), with one attacker's gradient.
+
+Every key is a content hash of everything that determines the result (bench/core/fingerprint.py):
+canonical names, settings, seed, the image bytes, and the code fingerprints of the entries and of
+the stage that computes it - :data:`STAGES`, modules that compute numbers and nothing else, so
+that orchestration, caching and output code can change without invalidating a result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench.attacks import ATTACKS, attack_class
+from bench.core.fingerprint import digest, fingerprint
+from bench.tasks import TASKS
+from defenses import DEFENSES, attack_gradients, is_input_transform
+from detectors import DETECTORS
+
+if TYPE_CHECKING:
+    from bench.core.config import DataConfig, TrainingConfig
+    from bench.core.registry import Spec
+    from bench.inputs.data import ImageSource
+    from bench.inputs.matrix import Matrix
+
+# The modules that compute each kind of result; their fingerprints (with the project modules they
+# import) are part of the keys of what they compute.
+STAGES = {
+    "dataset": "bench.inputs.data",
+    "model": "bench.run.training",
+    "cell": "bench.run.cells",
+    "probe": "bench.run.probes",
+    "transfer": "bench.run.scoring",
+}
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """One detector trained under one defence on one task's dataset.
+
+    For an input-transform defence (inference time) the model trained is the undefended one:
+    ``trained_as`` is ``none`` and ``key`` is that model's key, shared with it.
+    """
+
+    task: Spec
+    detector: Spec
+    defense: Spec
+    dataset_key: str
+    key: str
+    trained_as: Spec
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} | {self.detector} | {self.defense}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One attack sweep on one trained detector x defence, with the attacker's gradient.
+
+    ``gradient`` is "exact" except on input transforms, which are attacked obliviously, through
+    autograd and adaptively (the defence's registry info lists its gradients). ``keeps_images``:
+    the cell's 8-bit adversarial images are kept for the transfer stage (:func:`images_attack`).
+    """
+
+    model: ModelJob
+    attack: Spec
+    gradient: str
+    key: str
+    keeps_images: bool = False
+
+    @property
+    def model_key(self) -> str:
+        return self.model.key
+
+    @property
+    def label(self) -> str:
+        via = f" ({self.gradient})" if len(attack_gradients(self.model.defense)) > 1 else ""
+        return f"{self.model.label} | {self.attack}{via}"
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """The trust-flag probes of one trained model with one attacker's gradient (bench/run/probes.py)."""
+
+    model: ModelJob
+    gradient: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a matrix needs, in the order a serial run does it (models, then each model's cells)."""
+
+    matrix: Matrix
+    source: ImageSource
+    models: tuple[ModelJob, ...]
+    cells: tuple[Cell, ...]
+    probes: tuple[ProbeJob, ...]
+
+    def cells_of(self, job: ModelJob) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.model == job)
+
+    def tasks(self) -> Iterator[Spec]:
+        yield from dict.fromkeys(job.task for job in self.models)
+
+    @property
+    def transfer_sources(self) -> tuple[Cell, ...]:
+        """The cells whose kept images are scored on every model of their task."""
+        return tuple(c for c in self.cells if c.keeps_images)
+
+    def transfer_targets(self, task: Spec) -> tuple[ModelJob, ...]:
+        """Every trained model of a task (each detector x training-time defence)."""
+        return tuple(j for j in self.models if j.task == task and not is_input_transform(j.defense))
+
+
+def dataset_key(task: Spec, source: ImageSource, config: DataConfig, seed: int) -> str:
+    """Content hash of everything that determines a dataset."""
+    return digest(
+        "dataset",
+        str(task),
+        TASKS.entry(task.name).fingerprint,
+        source.digest,
+        dataclasses.asdict(config),
+        seed,
+        fingerprint(STAGES["dataset"]),
+    )
+
+
+def model_key(dataset: str, detector: Spec, defense: Spec, config: TrainingConfig, seed: int) -> str:
+    """Content hash of everything that determines a trained model."""
+    return digest(
+        "model",
+        dataset,
+        str(detector),
+        DETECTORS.entry(detector.name).fingerprint,
+        str(defense),
+        DEFENSES.entry(defense.name).fingerprint,
+        dataclasses.asdict(config),
+        seed,
+        fingerprint(STAGES["model"]),
+    )
+
+
+def cell_key(model: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix) -> str:
+    """Content hash of everything that determines a cell's numbers."""
+    return digest(
+        "cell",
+        model,
+        str(defense),  # an input transform shares the undefended model's key: its own name and code count here
+        DEFENSES.entry(defense.name).fingerprint,
+        gradient,
+        str(attack),
+        ATTACKS.entry(attack.name).fingerprint,
+        list(matrix.epsilons_255),
+        matrix.n_samples,
+        matrix.seed,
+        fingerprint(STAGES["cell"]),
+    )
+
+
+def probe_key(model: str, defense: Spec, gradient: str, matrix: Matrix) -> str:
+    """Content hash of everything that determines a model's probe."""
+    return digest(
+        "probe",
+        model,
+        str(defense),
+        DEFENSES.entry(defense.name).fingerprint,
+        gradient,
+        matrix.n_samples,
+        matrix.seed,
+        fingerprint(STAGES["probe"]),
+    )
+
+
+def pair_key(source_cell: str, target_model: str) -> str:
+    """Content hash of one transfer pair: a target model's scores of a source cell's kept images."""
+    return digest("transfer", source_cell, target_model, fingerprint(STAGES["transfer"]))
+
+
+def images_attack(matrix: Matrix) -> Spec | None:
+    """The attack whose 8-bit adversarial images a run keeps (for transferability and the gallery):
+    the matrix's first white-box fixed-epsilon Linf attack, a PGD if there is one."""
+    candidates = []
+    for attack in matrix.attacks:
+        cls = attack_class(attack.name)
+        if cls.threat == "white-box" and not cls.minimum_norm and cls.norm == "linf":
+            candidates.append(attack)
+    return next((a for a in candidates if "pgd" in a.name), candidates[0] if candidates else None)
+
+
+def plan_models(matrix: Matrix, source: ImageSource) -> tuple[ModelJob, ...]:
+    """Every trained model the matrix needs, with its keys."""
+    none = DEFENSES.resolve("none")
+    jobs = []
+    for task in matrix.tasks:
+        dkey = dataset_key(task, source, matrix.data, matrix.seed)
+        for detector in matrix.detectors:
+            for defense in matrix.defenses:
+                trained_as = none if is_input_transform(defense) else defense
+                key = model_key(dkey, detector, trained_as, matrix.training, matrix.seed)
+                jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as))
+    return tuple(jobs)
+
+
+def make_plan(matrix: Matrix, source: ImageSource) -> Plan:
+    """The plan of a matrix on an image source: nothing is computed but keys."""
+    models = plan_models(matrix, source)
+    keep = images_attack(matrix)
+    cells = tuple(
+        Cell(
+            job,
+            attack,
+            gradient,
+            cell_key(job.key, job.defense, attack, gradient, matrix),
+            keeps_images=attack == keep and gradient == "exact" and not is_input_transform(job.defense),
+        )
+        for job in models
+        for attack in matrix.attacks
+        for gradient in attack_gradients(job.defense)
+    )
+    probes = tuple(
+        ProbeJob(job, gradient, probe_key(job.key, job.defense, gradient, matrix))
+        for job in models
+        for gradient in attack_gradients(job.defense)
+    )
+    return Plan(matrix, source, models, cells, probes)

@@ -1,0 +1,106 @@
+"""What happens to adversarial images on their way to a forensic detector: 8-bit files, JPEG.
+
+An attack's float32 output is not an image anyone can publish. Every adversarial image is also
+rounded to 8-bit levels (staying inside its budget and [0, 1], see
+:func:`bench.attacks.base.quantize`) and scored again, and the 8-bit image is JPEG-compressed
+at qualities 95, 85 and 75 with PIL (Pillow's libjpeg, 4:4:4 for colour, no optimisation
+passes: deterministic) and scored again. Each combination is a *variant* of a cell, recorded in
+the ``quantized`` (float / uint8) and ``postprocess`` (none / jpeg95 / jpeg85 / jpeg75) columns.
+
+In a post-processed variant everything is judged as the detector sees it: its clean accuracy is
+on the post-processed clean images, and a sample is robust when the detector is right on both
+the post-processed clean image and the post-processed adversarial image.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bench.attacks.base import AttackBudgetError, AttackResult, norms, quantize, within
+from bench.core.inference import predict
+
+if TYPE_CHECKING:
+    from torch import nn
+
+JPEG_QUALITIES = (95, 85, 75)
+VARIANTS = (("float", "none"), ("uint8", "none"), *(("uint8", f"jpeg{q}") for q in JPEG_QUALITIES))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Predictions on one variant of a cell's clean and adversarial images."""
+
+    quantized: str  # float | uint8
+    postprocess: str  # none | jpeg95 | jpeg85 | jpeg75
+    clean_pred: np.ndarray  # (N,)
+    adv_pred: np.ndarray  # (E, N)
+    linf: np.ndarray  # (E, N) perturbation of the (quantized) adversarial image before post-processing
+    l2: np.ndarray  # (E, N)
+
+    def adv_correct(self, y: np.ndarray) -> np.ndarray:
+        """(E, N): right on the variant's clean image and on its adversarial image."""
+        return (self.clean_pred == y)[None] & (self.adv_pred == y[None])
+
+
+def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG-compress and decode float images (N, C, H, W) on the 8-bit grid; C is 1 or 3."""
+    from PIL import Image
+
+    out = np.empty_like(images, dtype=np.float32)
+    for i, image in enumerate(images):
+        pixels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        pil = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
+        buffer = io.BytesIO()
+        pil.save(buffer, format="JPEG", quality=int(quality), subsampling=0)
+        decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 255.0
+        out[i] = decoded[None] if decoded.ndim == 2 else decoded.transpose(2, 0, 1)
+    return out
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-sample: whether two stacks of images differ anywhere."""
+    return (a != b).reshape(len(a), -1).any(axis=1)
+
+
+def _score_stack(model: nn.Module, stack: np.ndarray, base: np.ndarray, base_pred: np.ndarray,
+                 transform: object = None) -> np.ndarray:  # fmt: skip
+    """Predictions on (E, N, ...) images that mostly repeat ``base`` or the previous epsilon's image.
+
+    A sweep stores, at a larger epsilon, the very image found at a smaller one for every sample
+    already fooled, and the clean image for samples never fooled: only new images are scored
+    (and post-processed by ``transform``).
+    """
+    preds = np.empty(stack.shape[:2], dtype=np.int64)
+    previous_images, previous_pred = base, base_pred
+    for k in range(len(stack)):
+        new = _changed(stack[k], base) & _changed(stack[k], previous_images)
+        pred = np.where(_changed(stack[k], base), previous_pred, base_pred)
+        if new.any():
+            images = stack[k][new]
+            pred[new] = predict(model, transform(images) if transform is not None else images)
+        preds[k] = pred
+        previous_images, previous_pred = stack[k], pred
+    return preds
+
+
+def variants(model: nn.Module, result: AttackResult, who: str) -> list[Variant]:
+    """Score a finished attack's images as floats, as 8-bit images and after JPEG compression."""
+    x, eps = result.x, result.epsilons
+    out = [Variant("float", "none", result.clean_pred, result.adv_pred, result.linf, result.l2)]
+    quantized = np.stack([quantize(result.x_adv[k], x, float(e), result.norm) for k, e in enumerate(eps)])
+    for k, e in enumerate(eps):  # the 8-bit images must respect the budget too
+        size = norms(quantized[k].astype(np.float64) - x, result.norm)
+        if not within(size, float(e)).all() or quantized[k].min() < 0 or quantized[k].max() > 1:
+            raise AttackBudgetError(f"{who}: an 8-bit adversarial image left its budget at eps={e:.6g}")
+    delta = (quantized - x[None]).reshape(len(eps), len(x), -1).astype(np.float64)
+    linf, l2 = np.abs(delta).max(axis=2), np.sqrt((delta * delta).sum(axis=2))
+    out.append(Variant("uint8", "none", result.clean_pred, _score_stack(model, quantized, x, result.clean_pred), linf, l2))
+    for quality in JPEG_QUALITIES:
+        clean_pred = predict(model, jpeg(x, quality))
+        adv_pred = _score_stack(model, quantized, x, clean_pred, lambda images, q=quality: jpeg(images, q))
+        out.append(Variant("uint8", f"jpeg{quality}", clean_pred, adv_pred, linf, l2))
+    return out

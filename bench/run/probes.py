@@ -1,0 +1,150 @@
+"""Cheap per-model probes behind the trust flags (bench/flags.py, docs/flags.md).
+
+Three questions a robustness number cannot answer about itself, asked once per trained model
+(and attacker's gradient, for input transforms) on the cell's attacked test subset:
+
+* ``zero_gradient_share``: the share of clean-correct samples whose input gradient of the logit
+  margin is all zero or not finite. The margin (the best other logit minus the true one, the
+  loss of C&W and AutoAttack's DLR) does not saturate: cross entropy underflows to exactly 0 in
+  float32 on very confident correct predictions, which is saturation, not masking.
+* ``unbounded_robust_accuracy``: robust accuracy under a native PyTorch PGD with a budget far
+  beyond any matrix epsilon (Linf :data:`UNBOUNDED_EPS`, margin loss, :data:`STEPS` sign steps of
+  :data:`STEP` from the clean image). On a differentiable detector it must reach about 0 (Pintor
+  et al. 2022, "unconstrained attack failure"). It starts from the clean image, not a random
+  point of the ball: uniform noise of 64 grey levels drives the truncating front ends of Bayar
+  and SRM into saturation, where their gradient vanishes, and the probe would then measure its
+  own failure (13% left on bayar + grad-penalty, where the matrix's PGD reaches 0 at 16/255).
+  Its first gradient is the one ``zero_gradient_share`` inspects.
+* ``loss_not_increasing_share``: from the same run, the share of clean-correct samples whose
+  margin never rose above its value at the clean image (Pintor et al.'s incomplete optimisation).
+
+A stage (bench/run/plan.py, ``STAGES``): each probe is cached under a key of the model, the
+defence and gradient, the attacked subset and this module's fingerprint, so a rerun costs
+nothing and editing a probe recomputes only the probes (never a cell).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.core.inference import predict
+from bench.core.stats import rate
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+UNBOUNDED_EPS = 64 / 255  # Linf, [0, 1] units: 4x the largest default epsilon, a quarter of the pixel range
+STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two grey levels
+STEPS = 32  # STEPS x STEP = UNBOUNDED_EPS: the whole ball is reachable; a sample stops once fooled
+BATCH = 500
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample logit margin max_{j != y} z_j - z_y: positive exactly when the sample is misclassified."""
+    import torch
+
+    true = logits.gather(1, y[:, None])[:, 0]
+    others = logits.masked_fill(torch.nn.functional.one_hot(y, logits.shape[1]).bool(), float("-inf"))
+    return others.max(dim=1).values - true
+
+
+def margin_pgd(model: nn.Module, x: np.ndarray, y: np.ndarray, *, steps: int = STEPS, step: float = STEP,
+               eps: float = UNBOUNDED_EPS, surrogate: nn.Module | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Linf PGD on the margin from the clean images, judged on ``model``, per sample.
+
+    Steps of ``step`` (sign of the gradient) projected on the ``eps`` ball and [0, 1]; a sample
+    stops once fooled, and the run stops when no sample moves any more (a deterministic model
+    would only repeat itself). ``surrogate``: take the gradients (and the margin) from this
+    model and judge on ``model`` (the oblivious evaluation of an input transform).
+
+    Returns boolean arrays: ``zero_gradient`` (all-zero or non-finite margin gradient at the
+    clean image), ``fooled`` (misclassified at some iterate) and ``rose`` (margin rose above its
+    value at the clean image at some step).
+    """
+    import torch
+
+    attacker = surrogate if surrogate is not None else model
+    out: dict[str, list[np.ndarray]] = {"zero_gradient": [], "fooled": [], "rose": []}
+    for i in range(0, len(x), BATCH):
+        x0 = torch.from_numpy(np.ascontiguousarray(x[i : i + BATCH], dtype=np.float32))
+        yb = torch.from_numpy(y[i : i + BATCH])
+        adv = x0.clone()
+        fooled = torch.zeros(len(x0), dtype=torch.bool)
+        zero = torch.zeros(len(x0), dtype=torch.bool)
+        start = torch.zeros(len(x0))
+        best = torch.full((len(x0),), float("-inf"))
+        active = torch.arange(len(x0))
+        grad = torch.zeros(0)
+        for k in range(steps + 1):
+            xa = adv[active].clone().requires_grad_(k == 0)
+            with torch.set_grad_enabled(k == 0):  # at the clean image: value and gradient in one pass
+                logits = attacker(xa)
+                value = margin(logits, yb[active])
+            if k == 0:
+                (grad,) = torch.autograd.grad(value.sum(), xa, allow_unused=True)
+            with torch.no_grad():
+                pred = logits.argmax(1) if surrogate is None else model(xa.detach()).argmax(1)
+            wrong = pred != yb[active]
+            fooled[active] |= wrong
+            value = value.detach()
+            if k == 0:
+                start[active] = value
+            else:
+                best[active] = torch.maximum(best[active], value)
+                active = active[~wrong]  # fooled after a step: done (its margin rose)
+            if k == steps or active.numel() == 0:
+                break
+            if k > 0:  # the gradient of the samples still correct
+                xa = adv[active].clone().requires_grad_(True)
+                (grad,) = torch.autograd.grad(margin(attacker(xa), yb[active]).sum(), xa, allow_unused=True)
+            grad = torch.zeros_like(xa) if grad is None else grad.detach()
+            if k == 0:
+                flat = grad.reshape(len(xa), -1)
+                zero[active] = (flat == 0).all(dim=1) | ~torch.isfinite(flat).all(dim=1)
+            moved = xa.detach() + step * torch.nan_to_num(grad, nan=0.0).sign()
+            x_act = x0[active]
+            moved = torch.minimum(torch.maximum(moved, x_act - eps), x_act + eps).clamp(0.0, 1.0)
+            if torch.equal(moved, adv[active]):
+                break  # nothing moves: every further step would be the same
+            adv[active] = moved
+        out["zero_gradient"].append(zero.numpy())
+        out["fooled"].append(fooled.numpy())
+        out["rose"].append((best > start).numpy())
+    return {k: np.concatenate(v) if v else np.zeros(0, dtype=bool) for k, v in out.items()}
+
+
+def probe_model(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, surrogate: nn.Module | None = None
+) -> dict[str, Any]:
+    """All three probes of one detector on (x, y); a dict of the numbers of the probes table
+    (``PROBE_COLUMNS`` in bench/core/schema.py)."""
+    import torch
+
+    start = time.perf_counter()
+    model.eval()
+    if surrogate is not None:
+        surrogate.eval()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    with torch.random.fork_rng():  # leave the caller's global RNG (and the cells' seeding) alone
+        torch.manual_seed(seed)
+        correct = predict(model, x) == y
+        run = margin_pgd(model, x[correct], y[correct], surrogate=surrogate)
+    zero, fooled, rose = run["zero_gradient"], run["fooled"], run["rose"]
+    robust = np.zeros(len(y), dtype=bool)
+    robust[np.flatnonzero(correct)] = ~fooled
+    out: dict[str, Any] = {
+        "n": len(y),
+        "clean_correct": int(correct.sum()),
+        "unbounded_eps": UNBOUNDED_EPS,
+        "unbounded_steps": STEPS,
+    }
+    for name, flags in (("zero_gradient_share", zero), ("unbounded_robust_accuracy", robust),
+                        ("loss_not_increasing_share", ~rose)):  # fmt: skip
+        value, low, high = rate(flags)
+        out.update({name: value, f"{name}_low": low, f"{name}_high": high})
+    out["seconds"] = time.perf_counter() - start
+    return out

@@ -1,0 +1,62 @@
+"""Scoring kept adversarial images on a model (a stage: its fingerprint is in every transfer-pair key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
+
+BATCH_SIZE = 512
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A target model's predictions on a source cell's images (what is cached per pair)."""
+
+    clean_pred: np.ndarray  # (N,)
+    adv_pred: np.ndarray  # (E, N)
+    clean_prob: np.ndarray  # (N,) probability of the true class
+    adv_prob: np.ndarray  # (E, N)
+
+
+def score_images(model: nn.Module, x: np.ndarray, adv: np.ndarray, label: np.ndarray) -> Scores:
+    """Predictions and true-class probabilities of a model on uint8 clean (N) and adversarial
+    (E x N) images. An adversarial image equal to its clean image, or to the previous epsilon's
+    (a sweep keeps the example of a smaller ball), is not scored again."""
+    import torch
+
+    def forward(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        preds, probs = [], []
+        with torch.no_grad():
+            for i in range(0, len(images), BATCH_SIZE):
+                batch = torch.from_numpy(images[i : i + BATCH_SIZE].astype(np.float32) / np.float32(255.0))
+                p = torch.softmax(model(batch), dim=1).numpy().astype(np.float64)
+                preds.append(p.argmax(axis=1))
+                probs.append(p)
+        if not preds:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 1))
+        return np.concatenate(preds), np.concatenate(probs)
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return a.reshape(a.shape[0], -1)
+
+    model.eval()
+    n = len(x)
+    clean_pred, clean_p = forward(x)
+    adv_pred = np.empty((len(adv), n), dtype=np.int64)
+    adv_prob = np.empty((len(adv), n), dtype=np.float64)
+    for k in range(len(adv)):
+        same_clean = (flat(adv[k]) == flat(x)).all(axis=1)
+        same_prev = (flat(adv[k]) == flat(adv[k - 1])).all(axis=1) & ~same_clean if k else np.zeros(n, dtype=bool)
+        new = ~same_clean & ~same_prev
+        adv_pred[k], adv_prob[k] = clean_pred, clean_p[np.arange(n), label]
+        if k:
+            adv_pred[k, same_prev], adv_prob[k, same_prev] = adv_pred[k - 1, same_prev], adv_prob[k - 1, same_prev]
+        if new.any():
+            pred, p = forward(np.ascontiguousarray(adv[k][new]))
+            adv_pred[k, new], adv_prob[k, new] = pred, p[np.arange(len(pred)), label[new]]
+    return Scores(clean_pred, adv_pred, clean_p[np.arange(n), label], adv_prob)

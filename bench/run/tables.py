@@ -1,0 +1,87 @@
+"""The run's tables, assembled from its cells' rows: ensemble rows, derived intervals and trust flags.
+
+Everything derived from the cells' stored counts is computed here, on every run, from the rows
+as they are now - never read back stale from the cache: the ``ensemble`` rows (bench/run/ensemble.py),
+the interval of the attack success rate (bench/core/stats.py), the trust flags (bench/run/flags.py)
+and the validation-accuracy intervals of the models table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, conform
+from bench.core.stats import success_rate_intervals, wilson, wilson_arrays
+from bench.run.cells import positive_class
+from bench.run.ensemble import ensemble_rows
+from bench.run.flags import add_flags
+
+if TYPE_CHECKING:
+    from bench.run.plan import ModelJob
+    from bench.run.training import ModelMeta
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tidy tables of a run (schemas in bench/core/schema.py)."""
+
+    table: pd.DataFrame  # matrix: one row per cell x epsilon x variant, plus the ensemble rows
+    samples: pd.DataFrame  # per sample
+    models: pd.DataFrame  # per trained (task, detector, defence)
+    probes: pd.DataFrame | None  # per model and gradient (None before the probe stage ran)
+
+
+def model_row(job: ModelJob, meta: ModelMeta | None, from_cache: bool, error: str) -> dict[str, Any]:
+    """One row of the models table (NaN numbers when the model failed)."""
+    row: dict[str, Any] = {
+        "task": str(job.task),
+        "detector": str(job.detector),
+        "defense": str(job.defense),
+        "model": job.key,
+        "from_cache": from_cache,
+        "error": error,
+    }
+    if meta is None:
+        nan = float("nan")
+        none = {"test_accuracy": nan, "test_accuracy_low": nan, "test_accuracy_high": nan, "test_n": 0}
+        return {**row, **none, "val_accuracy": nan, "parameters": 0, "epochs": 0, "train_seconds": nan}
+    low, high = wilson(round(meta.test_accuracy * meta.test_n), meta.test_n)
+    return {
+        **row,
+        "test_accuracy": meta.test_accuracy,
+        "test_accuracy_low": low,
+        "test_accuracy_high": high,
+        "test_n": meta.test_n,
+        "val_accuracy": meta.val_accuracy,
+        "parameters": meta.parameters,
+        "epochs": len(meta.history),
+        "train_seconds": meta.seconds,
+    }
+
+
+def assemble(
+    rows: list[pd.DataFrame],
+    samples: list[pd.DataFrame],
+    models: list[dict[str, Any]],
+    probes: pd.DataFrame | None,
+    datasets: dict[str, dict[str, Any] | None],
+) -> Tables:
+    """The tables of the cells finished so far (``datasets``: each task's dataset description)."""
+    table = pd.concat(rows) if rows else pd.DataFrame(columns=list(MATRIX_COLUMNS))
+    per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    table, per_sample = conform(table, MATRIX_COLUMNS), conform(per_sample, SAMPLE_COLUMNS)
+    positive = {task: positive_class(info["classes"]) if info else None for task, info in datasets.items()}
+    ensemble = ensemble_rows(table, per_sample, positive)
+    if not ensemble.empty:
+        table = conform(pd.concat([table, ensemble]), MATRIX_COLUMNS)
+    table = conform(add_flags(success_rate_intervals(table), probes), MATRIX_COLUMNS)
+    frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
+    splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}
+    val_n = frame["task"].map(lambda t: (splits.get(t, {}).get("val") or {}).get("patches", 0)).astype(float)
+    low, high = wilson_arrays(np.rint(frame["val_accuracy"].astype(float) * val_n), val_n)
+    frame = frame.assign(val_accuracy_low=low, val_accuracy_high=high)
+    return Tables(table, per_sample, conform(frame, MODEL_COLUMNS), probes)
