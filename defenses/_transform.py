@@ -76,11 +76,12 @@ class InputTransform(abc.ABC):
         if gradient not in GRADIENTS:
             raise ValueError(f"gradient {gradient!r} unknown; allowed: {', '.join(GRADIENTS)}")
         # oblivious: the deployed pipeline's predictions; the harness crafts on the bare model
-        return _defended_class()(model, self, "exact" if gradient == "oblivious" else gradient, seed)
+        defended: nn.Module = _defended_class()(model, self, "exact" if gradient == "oblivious" else gradient, seed)
+        return defended
 
 
 @functools.cache
-def _defended_class() -> type:
+def _defended_class() -> type[nn.Module]:
     """The wrapper module, defined on first use so that importing this file does not import torch."""
     import torch
     from torch import nn
@@ -90,13 +91,14 @@ def _defended_class() -> type:
         averaged over ``eot_samples`` fresh draws (Expectation over Transformation)."""
 
         @staticmethod
-        def forward(ctx, x, defended):  # noqa: ANN001, ANN205
+        def forward(ctx: Any, x: torch.Tensor, defended: Any) -> torch.Tensor:
             ctx.save_for_backward(x)
             ctx.defended = defended
-            return defended.model(defended.transform.apply(x, defended.generator))
+            logits: torch.Tensor = defended.model(defended.transform.apply(x, defended.generator))
+            return logits
 
         @staticmethod
-        def backward(ctx, grad_out):  # noqa: ANN001, ANN205
+        def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
             (x,) = ctx.saved_tensors
             defended = ctx.defended
             k = defended.transform.params["eot_samples"]
@@ -118,12 +120,14 @@ def _defended_class() -> type:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.gradient == "eot" and torch.is_grad_enabled() and x.requires_grad:
-                return Eot.apply(x, self)
+                averaged: torch.Tensor = Eot.apply(x, self)  # type: ignore[no-untyped-call]  # torch leaves apply untyped
+                return averaged
             t = self.transform.apply(x, self.generator)
             if self.gradient == "bpda":
                 t = x + (t - x).detach()  # the transform's value, the identity's gradient
             elif x.requires_grad and not t.requires_grad:
                 t = t + 0.0 * x  # computed outside autograd (PIL): the exact gradient is zero, not missing
-            return self.model(t)
+            logits: torch.Tensor = self.model(t)
+            return logits
 
     return Defended

@@ -18,8 +18,9 @@ class BitDepth(InputTransform):
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         import torch
 
-        levels = 2 ** self.params["bits"] - 1
-        return torch.round(x * levels) / levels  # ART FeatureSqueezing's formula on [0, 1], in torch
+        levels = 2 ** int(self.params["bits"]) - 1
+        squeezed: torch.Tensor = torch.round(x * levels) / levels  # ART FeatureSqueezing's formula on [0, 1]
+        return squeezed
 
 
 @register_defense(

@@ -18,7 +18,7 @@ class GaussNoise(InputTransform):
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         import torch
 
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) * (self.params["sigma"] / 255.0)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) * (float(self.params["sigma"]) / 255.0)
         return (x + noise).clamp(0.0, 1.0)
 
 

@@ -34,6 +34,8 @@ class BayarConv2d(nn.Conv2d):
 class FixedFilters(nn.Module):
     """A fixed (not trained) bank of 2-D high-pass filters applied to each input channel."""
 
+    weight: torch.Tensor  # a buffer: saved with the model, never trained
+
     def __init__(self, kernels: torch.Tensor, in_channels: int) -> None:
         super().__init__()
         k = kernels.shape[-1]

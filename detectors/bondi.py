@@ -35,11 +35,16 @@ def bondi(
     c1, c2, c3, c4, fc = (scaled(w, scale) for w in (32, 48, 64, 128, 128))
     return nn.Sequential(
         Affine(2.0, -1.0),
-        nn.Conv2d(in_channels, c1, 4), nn.MaxPool2d(2),  # 64 -> 61 -> 30
-        nn.Conv2d(c1, c2, 5), nn.MaxPool2d(2),  # -> 26 -> 13
-        nn.Conv2d(c2, c3, 5), nn.MaxPool2d(2),  # -> 9 -> 4
-        nn.Conv2d(c3, c4, 5, padding=2), nn.ReLU(),  # 4x4 maps: 'same' padding keeps the paper's 5x5 kernel
+        nn.Conv2d(in_channels, c1, 4),
+        nn.MaxPool2d(2),  # 64 -> 61 -> 30
+        nn.Conv2d(c1, c2, 5),
+        nn.MaxPool2d(2),  # -> 26 -> 13
+        nn.Conv2d(c2, c3, 5),
+        nn.MaxPool2d(2),  # -> 9 -> 4
+        nn.Conv2d(c3, c4, 5, padding=2),
+        nn.ReLU(),  # 4x4 maps: 'same' padding keeps the paper's 5x5 kernel
         nn.Flatten(),
-        nn.Linear(16 * c4, fc), nn.ReLU(),
+        nn.Linear(16 * c4, fc),
+        nn.ReLU(),
         nn.Linear(fc, num_classes),
-    )  # fmt: skip
+    )

@@ -35,10 +35,13 @@ def srm(
 
     from detectors._layers import FixedFilters, Truncate, small_cnn
 
-    kv = torch.tensor(
-        [[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]],
-        dtype=torch.float32,
-    ) / 12.0
+    kv = (
+        torch.tensor(
+            [[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]],
+            dtype=torch.float32,
+        )
+        / 12.0
+    )
     kb = torch.zeros(5, 5)
     kb[1:4, 1:4] = torch.tensor([[-1.0, 2.0, -1.0], [2.0, -4.0, 2.0], [-1.0, 2.0, -1.0]]) / 4.0
     second = torch.zeros(5, 5)

@@ -11,8 +11,9 @@ initialised at that rule (about 90% test accuracy on median3 before any training
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torch import nn

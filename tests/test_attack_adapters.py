@@ -7,7 +7,7 @@ reproducible, and the registry and the class agreeing on each attack's norm.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,9 +18,19 @@ from bench.attacks.base import AttackResult, norms, within
 EPSILONS = {"linf": (2 / 255, 8 / 255, 32 / 255), "l2": (0.5, 2.0, 8.0)}  # 1x32x32 images
 # white-box attacks that must fool most samples at the largest epsilon
 STRONG = {
-    "art.pgd", "art.bim", "art.pgd-l2", "art.autoattack", "art.deepfool", "art.cw-l2",
-    "foolbox.pgd", "foolbox.pgd-l2", "foolbox.deepfool-l2", "foolbox.cw-l2", "foolbox.fmn-linf", "foolbox.fmn-l2",
-}  # fmt: skip
+    "art.pgd",
+    "art.bim",
+    "art.pgd-l2",
+    "art.autoattack",
+    "art.deepfool",
+    "art.cw-l2",
+    "foolbox.pgd",
+    "foolbox.pgd-l2",
+    "foolbox.deepfool-l2",
+    "foolbox.cw-l2",
+    "foolbox.fmn-linf",
+    "foolbox.fmn-l2",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,9 +57,15 @@ def tiny() -> tuple:
 
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 3), nn.Tanh(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(), nn.Linear(32, 2),
-    ).eval()  # fmt: skip
+        nn.Conv2d(1, 8, 3),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3),
+        nn.Tanh(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 2),
+    ).eval()
     x = np.random.default_rng(0).random((16, 1, 32, 32), dtype=np.float32)
     with torch.no_grad():
         model[0].weight *= 3
@@ -75,7 +91,7 @@ def _result(name: str, tiny: tuple) -> AttackResult:
 
 @pytest.mark.parametrize("name", ATTACKS.names())
 def test_attack_runs_within_its_budget(tiny: tuple, name: str) -> None:
-    _, x, y = tiny
+    _, x, _ = tiny
     attack = create_attack(name)
     result = _result(name, tiny)
     assert result.norm == attack.norm == attack_class(name).norm

@@ -14,8 +14,11 @@ EPSILONS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 # white-box Linf attacks with a fixed epsilon, on the trained smoke detectors; every adapter
 # (L2, minimum-norm, score- and decision-based, the noise control) is exercised on a tiny model in
 # tests/test_attack_adapters.py
-LINF_SWEEPS = [n for n in ATTACKS.names() if (a := create_attack(n)).norm == "linf" and not a.minimum_norm
-               and a.threat == "white-box"]  # fmt: skip
+LINF_SWEEPS = [
+    n
+    for n in ATTACKS.names()
+    if (a := create_attack(n)).norm == "linf" and not a.minimum_norm and a.threat == "white-box"
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,9 @@ def test_adversarial_examples_lie_in_their_epsilon_ball_and_in_the_unit_box(
 
 
 @pytest.mark.parametrize("name", ATTACKS.names())
-def test_predictions_stored_are_those_of_the_stored_examples(smoke_models: dict, attack_inputs: tuple, name: str) -> None:
+def test_predictions_stored_are_those_of_the_stored_examples(
+    smoke_models: dict, attack_inputs: tuple, name: str
+) -> None:
     from bench.core.inference import predict
 
     x, y = attack_inputs
@@ -57,10 +62,10 @@ class _Outside(FixedEpsilonAttack):
     factor: float = 1.0
     overshoot: float = 0.0
 
-    def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
+    def prepare(self, model, input_shape, num_classes):
         return None
 
-    def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
+    def run(self, handle, x, y, eps):
         return np.clip(x + self.factor * eps, 0, 1 + self.overshoot)
 
 

@@ -39,7 +39,7 @@ def workload(smoke_models: dict, smoke_dataset) -> tuple:
 
 
 @pytest.mark.parametrize("contender", [BASELINE, "art.pgd", "foolbox.pgd"])
-def test_pgd_speed(benchmark, workload: tuple, contender: str) -> None:  # noqa: ANN001
+def test_pgd_speed(benchmark, workload: tuple, contender: str) -> None:
     model, x, y = workload
     benchmark.group = f"Linf PGD, {STEPS} steps, {N} patches 64x64"
     if contender == BASELINE:

@@ -17,8 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", "check", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "check", *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture()
@@ -32,7 +38,7 @@ def pair(smoke, tmp_path: Path) -> tuple[Path, Path]:
     return folder, baseline
 
 
-def _edit(folder: Path, change) -> None:  # noqa: ANN001 - a function of the table
+def _edit(folder: Path, change) -> None:
     table = pd.read_parquet(folder / "matrix.parquet")
     change(table)
     table.to_parquet(folder / "matrix.parquet", index=False)
@@ -68,7 +74,7 @@ PGD = "art.pgd[random_start=true,rel_stepsize=0.25,steps=10]"
 )
 def test_a_change_fails_only_when_large_and_significant(pair, metric: str, delta: float, status: str) -> None:
     folder, baseline = pair
-    rows = lambda t: (t["attack"] == PGD) & (t["epsilon_255"] == 2) & t["detector"].str.startswith("bayar")  # noqa: E731
+    rows = lambda t: (t["attack"] == PGD) & (t["epsilon_255"] == 2) & t["detector"].str.startswith("bayar")
     _edit(folder, lambda t: t.__setitem__(metric, t[metric].where(~rows(t), (t[metric] + delta).clip(0, 1))))
     comparison = check(folder, baseline)
     changed = comparison.changed
@@ -130,7 +136,7 @@ def _no_results(folder: Path, baseline: Path) -> None:
         (_no_results, "no matrix.parquet"),
     ],
 )
-def test_cannot_compare_exits_2_with_one_line(pair, spoil, message: str) -> None:  # noqa: ANN001
+def test_cannot_compare_exits_2_with_one_line(pair, spoil, message: str) -> None:
     folder, baseline = pair
     spoil(folder, baseline)
     with pytest.raises(CannotCompare):

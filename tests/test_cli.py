@@ -20,25 +20,36 @@ epsilons_255 = [1, 2]
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 BAD_MATRICES = {
-    "unknown detector": (GOOD.replace('["bayar"]', '["bayar", "resnet"]'),
-                         "detectors[1]: unknown detector 'resnet'; allowed: bayar, bondi, mfr, plain, srm"),
-    "negative epsilon": (GOOD.replace("[1, 2]", "[1, -2]"),
-                         "epsilons_255[1]: -2 is not allowed; epsilons are numbers > 0 and <= 255"),
+    "unknown detector": (
+        GOOD.replace('["bayar"]', '["bayar", "resnet"]'),
+        "detectors[1]: unknown detector 'resnet'; allowed: bayar, bondi, mfr, plain, srm",
+    ),
+    "negative epsilon": (
+        GOOD.replace("[1, 2]", "[1, -2]"),
+        "epsilons_255[1]: -2 is not allowed; epsilons are numbers > 0 and <= 255",
+    ),
     "missing key": (GOOD.replace('attacks = ["art.fgsm"]\n', ""), "missing key 'attacks'; required keys: seed"),
     "unknown key": (GOOD + "epochs = 3\n", "unknown key 'epochs'; allowed keys:"),
-    "unknown parameter": (GOOD.replace('["none"]', '["grad-penalty[beta=1]"]'),
-                          "unknown parameter 'beta' for grad-penalty; allowed: lambda, squared"),
+    "unknown parameter": (
+        GOOD.replace('["none"]', '["grad-penalty[beta=1]"]'),
+        "unknown parameter 'beta' for grad-penalty; allowed: lambda, squared",
+    ),
     "bad parameter value": (GOOD.replace('["art.fgsm"]', '["art.pgd[steps=-3]"]'), "steps must be an integer >= 1"),
     "wrong type": (GOOD.replace("n_samples = 10", 'n_samples = "ten"'), "n_samples: 'ten' is not allowed"),
     "empty list": (GOOD.replace('["none"]', "[]"), "defenses: must be a non-empty list"),
-    "bad settings": (GOOD + "[training]\nepochs = 0\n", "[training]: epochs=0 is not allowed; epochs must be an integer >= 1"),
+    "bad settings": (
+        GOOD + "[training]\nepochs = 0\n",
+        "[training]: epochs=0 is not allowed; epochs must be an integer >= 1",
+    ),
     "unknown setting": (GOOD + "[data]\npatches = 3\n", "[data]: unknown key 'patches'; allowed: patch,"),
     "not toml": (GOOD + "this is = = not toml\n", "not valid TOML"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_MATRICES))
@@ -58,7 +69,10 @@ def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     ("args", "expected"),
     [
         (["run", "--matrix", "missing.toml"], "--matrix missing.toml: no such file"),
-        (["run", "--profile", "nosuch"], "--profile nosuch: no such built-in matrix; allowed: default, defenses, grad-penalty-sweep, smoke, zhao2018, zoo"),
+        (
+            ["run", "--profile", "nosuch"],
+            "--profile nosuch: no such built-in matrix; allowed: default, defenses, grad-penalty-sweep, smoke, zhao2018, zoo",
+        ),
         (["run", "--profile", "smoke", "--images", "nodir"], "--images nodir: not a directory"),
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -75,8 +89,19 @@ def test_bad_options_are_refused_with_one_line(tmp_path: Path, args: list[str], 
 def test_list_names_every_entry_with_a_description(tmp_path: Path) -> None:
     proc = _cli(["list"], tmp_path)
     assert proc.returncode == 0
-    for name in ("median3", "bayar[", "srm[", "none", "grad-penalty[lambda=", "art.fgsm", "art.pgd[",
-                 "foolbox.fgsm", "foolbox.pgd[", "smoke", "default"):  # fmt: skip
+    for name in (
+        "median3",
+        "bayar[",
+        "srm[",
+        "none",
+        "grad-penalty[lambda=",
+        "art.fgsm",
+        "art.pgd[",
+        "foolbox.fgsm",
+        "foolbox.pgd[",
+        "smoke",
+        "default",
+    ):
         assert name in proc.stdout
     assert "Bayar-Stamm" in proc.stdout
 
@@ -97,11 +122,18 @@ def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> No
     import signal
 
     (tmp_path / "tiny.toml").write_text(
-        GOOD.replace('["bayar"]', '["srm[width=4]"]').replace('["art.fgsm"]', '["art.fgsm", "art.pgd[steps=100]", "foolbox.pgd[steps=100]"]')
+        GOOD.replace('["bayar"]', '["srm[width=4]"]').replace(
+            '["art.fgsm"]', '["art.fgsm", "art.pgd[steps=100]", "foolbox.pgd[steps=100]"]'
+        )
         + "[training]\nepochs = 1\nmax_train_patches = 256\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--matrix", "tiny.toml"], cwd=tmp_path,
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--matrix", "tiny.toml"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:
         if "[1/3]" in line:
             proc.send_signal(signal.SIGTERM)

@@ -15,10 +15,18 @@ EPS = np.array([1, 2, 4, 8, 16]) / 255
 
 def _result(min_norm: np.ndarray) -> AttackResult:
     n = len(min_norm)
-    return AttackResult(epsilons=EPS, x=np.zeros((n, 1, 2, 2)), y=np.zeros(n, dtype=int),
-                        clean_pred=np.where(min_norm > 0, 0, 1), adv_pred=np.zeros((len(EPS), n), dtype=int),
-                        x_adv=np.zeros((len(EPS), n, 1, 2, 2)), seconds=np.zeros(len(EPS)),
-                        attacked=np.zeros(len(EPS), dtype=int), norm="linf", min_norm=min_norm)  # fmt: skip
+    return AttackResult(
+        epsilons=EPS,
+        x=np.zeros((n, 1, 2, 2)),
+        y=np.zeros(n, dtype=int),
+        clean_pred=np.where(min_norm > 0, 0, 1),
+        adv_pred=np.zeros((len(EPS), n), dtype=int),
+        x_adv=np.zeros((len(EPS), n, 1, 2, 2)),
+        seconds=np.zeros(len(EPS)),
+        attacked=np.zeros(len(EPS), dtype=int),
+        norm="linf",
+        min_norm=min_norm,
+    )
 
 
 def _pgd_curve(true_norm: np.ndarray) -> np.ndarray:
@@ -39,7 +47,7 @@ def test_a_plateau_is_not_the_same_shape() -> None:
     rng = np.random.default_rng(1)
     true_norm = rng.uniform(0.5, 6, 400) / 255  # PGD at 0 from 8/255 on
     stalled = np.where(np.arange(400) < 120, np.inf, true_norm)  # 30% never fooled: a plateau at 0.3
-    scale, gap = shape_agreement(_result(stalled), _pgd_curve(true_norm))
+    _, gap = shape_agreement(_result(stalled), _pgd_curve(true_norm))
     assert gap > 0.25
     # misclassified-from-the-start samples (norm 0) count as not robust at every epsilon
     misclassified = np.where(np.arange(400) < 40, 0.0, true_norm)

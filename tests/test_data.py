@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 
 from bench.core.config import DataConfig
+from bench.core.errors import BenchError
 from bench.inputs.data import builtin_source, folder_source, load_image, split_photos
 from bench.run.execute import obtain_dataset
 from bench.run.plan import dataset_key
 from bench.run.store import Store
-from bench.core.errors import BenchError
 from bench.tasks import TASKS
 
 MEDIAN3 = TASKS.resolve("median3")
@@ -77,7 +77,7 @@ def test_split_is_seeded_and_complete() -> None:
 
 def _write_images(folder: Path) -> None:
     rng = np.random.default_rng(0)
-    smooth = lambda: (np.cumsum(rng.integers(-3, 4, size=(150, 170)), axis=1) % 256).astype(np.uint8)  # noqa: E731
+    smooth = lambda: (np.cumsum(rng.integers(-3, 4, size=(150, 170)), axis=1) % 256).astype(np.uint8)
     Image.fromarray(smooth()).save(folder / "a.png")
     Image.fromarray(smooth()).save(folder / "b.pgm")
     Image.fromarray(smooth()).save(folder / "c.bmp")

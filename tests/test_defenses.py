@@ -101,9 +101,15 @@ def test_fused_trainers_see_adversarial_images(name: str) -> None:
 
         model.eval()
         p = F.softmax(model(x), dim=1).detach()
-        x_adv = craft(model, x, lambda logits: F.kl_div(F.log_softmax(logits, 1), p, reduction="sum"),
-                      eps=defense.eps, steps=defense.steps, step_size=2.5 * defense.eps / defense.steps,
-                      start="gaussian")  # fmt: skip
+        x_adv = craft(
+            model,
+            x,
+            lambda logits: F.kl_div(F.log_softmax(logits, 1), p, reduction="sum"),
+            eps=defense.eps,
+            steps=defense.steps,
+            step_size=2.5 * defense.eps / defense.steps,
+            start="gaussian",
+        )
     else:
         assert isinstance(defense, AdversarialTraining)
         x_adv = defense.adversarial(model, x, y)
@@ -147,7 +153,9 @@ def test_grad_penalty_reduces_the_measured_input_gradient_norm(smoke_dataset) ->
 
 def _toy_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 2)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 2)
+    ).eval()
 
 
 @pytest.mark.parametrize("name", INPUT_TRANSFORMS)

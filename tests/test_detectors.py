@@ -59,9 +59,13 @@ def test_srm_front_end_is_the_fixed_srm_kernels() -> None:
     front = model[0]
     assert not any(p.requires_grad for p in front.parameters())
     kernels = front.weight[:, 0]
-    assert torch.allclose(kernels[0] * 12, torch.tensor(
-        [[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]],
-        dtype=torch.float32))  # fmt: skip
+    assert torch.allclose(
+        kernels[0] * 12,
+        torch.tensor(
+            [[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2], [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]],
+            dtype=torch.float32,
+        ),
+    )
     assert torch.allclose(kernels[1, 1:4, 1:4] * 4, torch.tensor([[-1.0, 2, -1], [2, -4, 2], [-1, 2, -1]]))
     assert torch.allclose(kernels[2, 2, 1:4] * 2, torch.tensor([1.0, -2, 1]))
     assert all(k.sum().abs() < 1e-6 for k in kernels)  # high-pass: flat images give zero residual

@@ -14,8 +14,8 @@ import pytest
 
 from bench.core.errors import BenchError
 from bench.outputs.figures import DOUBLE, FIGURES, make_figures, paper_style, tradeoff_figure
-from bench.outputs.latex import escape, make_tables, standalone
 from bench.outputs.formats import load_results
+from bench.outputs.latex import escape, make_tables, standalone
 from bench.outputs.summary import defense_families, pick_epsilon, reference_rows, short_labels
 
 
@@ -51,7 +51,9 @@ def test_figures_without_their_inputs_are_skipped_with_a_note(smoke, tmp_path: P
 
 def test_figures_cli_reports_and_refuses_bad_input(smoke, tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "bench", *args], check=False, capture_output=True, text=True, timeout=300
+        )
 
     missing = cli("figures", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such results folder" in missing.stderr
@@ -67,8 +69,11 @@ def test_reference_rows_are_the_linf_ensemble(smoke) -> None:
 
 
 def _reference(values: dict[float, list[float]]) -> pd.DataFrame:
-    rows = [{"task": "t", "detector": f"d{i}", "defense": "none", "epsilon_255": e, "robust_accuracy": v}
-            for e, vs in values.items() for i, v in enumerate(vs)]  # fmt: skip
+    rows = [
+        {"task": "t", "detector": f"d{i}", "defense": "none", "epsilon_255": e, "robust_accuracy": v}
+        for e, vs in values.items()
+        for i, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -93,20 +98,29 @@ def test_pick_epsilon_refuses_an_epsilon_the_results_lack() -> None:
     ("names", "expected"),
     [
         (["bayar[filters=3,scale=0.25]", "srm[width=16]"], ["bayar", "srm"]),
-        (["gp[lambda=0.005,squared=false]", "gp[lambda=0.01,squared=false]", "none"],
-         ["gp[lambda=0.005]", "gp[lambda=0.01]", "none"]),
-        (["at[attack=fgsm,eps=1.0,steps=1]", "at[attack=pgd,eps=1.0,steps=2]"],
-         ["at[attack=fgsm,steps=1]", "at[attack=pgd,steps=2]"]),
+        (
+            ["gp[lambda=0.005,squared=false]", "gp[lambda=0.01,squared=false]", "none"],
+            ["gp[lambda=0.005]", "gp[lambda=0.01]", "none"],
+        ),
+        (
+            ["at[attack=fgsm,eps=1.0,steps=1]", "at[attack=pgd,eps=1.0,steps=2]"],
+            ["at[attack=fgsm,steps=1]", "at[attack=pgd,steps=2]"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_short_labels_keep_only_what_tells_entries_apart(names: list[str], expected: list[str]) -> None:
     assert [short_labels(names)[n] for n in names] == expected
 
 
 def test_defense_families_group_strength_sweeps() -> None:
-    defenses = ["none", "grad-penalty[lambda=0.01,squared=false]", "grad-penalty[lambda=0.005,squared=false]",
-                "adv-train[attack=fgsm,eps=1.0,steps=1]", "adv-train[attack=pgd,eps=1.0,steps=2]",
-                "adv-train[attack=fgsm,eps=2.0,steps=1]"]  # fmt: skip
+    defenses = [
+        "none",
+        "grad-penalty[lambda=0.01,squared=false]",
+        "grad-penalty[lambda=0.005,squared=false]",
+        "adv-train[attack=fgsm,eps=1.0,steps=1]",
+        "adv-train[attack=pgd,eps=1.0,steps=2]",
+        "adv-train[attack=fgsm,eps=2.0,steps=1]",
+    ]
     families = defense_families(defenses)
     assert families["none"] == ("none", None)
     assert families["grad-penalty[lambda=0.01,squared=false]"] == ("grad-penalty", 0.01)
@@ -117,10 +131,24 @@ def test_defense_families_group_strength_sweeps() -> None:
 
 def test_tradeoff_joins_a_sweep_in_order_of_strength() -> None:
     rows = []
-    for defense, clean, robust in (("none", 0.95, 0.1), ("gp[lambda=0.02]", 0.80, 0.4), ("gp[lambda=0.01]", 0.9, 0.3),
-                                   ("jpeg", 0.6, 0.5)):  # fmt: skip
-        rows.append({"task": "t", "detector": "bayar", "defense": defense, "epsilon_255": 2.0, "clean_accuracy": clean,
-                     "robust_accuracy": robust, "robust_accuracy_low": robust - 0.05, "robust_accuracy_high": robust + 0.05})
+    for defense, clean, robust in (
+        ("none", 0.95, 0.1),
+        ("gp[lambda=0.02]", 0.80, 0.4),
+        ("gp[lambda=0.01]", 0.9, 0.3),
+        ("jpeg", 0.6, 0.5),
+    ):
+        rows.append(
+            {
+                "task": "t",
+                "detector": "bayar",
+                "defense": defense,
+                "epsilon_255": 2.0,
+                "clean_accuracy": clean,
+                "robust_accuracy": robust,
+                "robust_accuracy_low": robust - 0.05,
+                "robust_accuracy_high": robust + 0.05,
+            }
+        )
     with paper_style():
         fig = tradeoff_figure(pd.DataFrame(rows), 2.0)
     lines = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 1]
@@ -152,15 +180,23 @@ def test_tables_are_booktabs_with_the_best_value_of_each_column_in_bold(drawn) -
 
 
 def test_latex_escapes_special_characters() -> None:
-    assert escape("a_b&c%d$e#f{g}h~i^j\\k") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j"
-                                                r"\textbackslash{}k")  # fmt: skip
+    assert escape("a_b&c%d$e#f{g}h~i^j\\k") == (
+        r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j"
+        r"\textbackslash{}k"
+    )
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (TeX Live) on this machine: structure only")
 def test_tables_compile_with_pdflatex(drawn, tmp_path: Path) -> None:
     _, tables, _ = drawn
     (tmp_path / "tables.tex").write_text(standalone([p.read_text() for p in tables.written]))
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 1000

@@ -9,14 +9,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.run import flags
 from bench.core.schema import FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, conform
 from bench.core.stats import wilson
+from bench.run import flags
 
-BASE = {"task": "median3", "detector": "bayar", "defense": "none", "gradient": "exact", "norm": "linf",
-        "quantized": "float", "postprocess": "none", "error": ""}  # fmt: skip
-THREATS = {"fgsm": "white-box", "pgd": "white-box", "square": "score", "boundary": "decision",
-           "gaussian-noise": "control", "ensemble": "ensemble"}  # fmt: skip
+BASE = {
+    "task": "median3",
+    "detector": "bayar",
+    "defense": "none",
+    "gradient": "exact",
+    "norm": "linf",
+    "quantized": "float",
+    "postprocess": "none",
+    "error": "",
+}
+THREATS = {
+    "fgsm": "white-box",
+    "pgd": "white-box",
+    "square": "score",
+    "boundary": "decision",
+    "gaussian-noise": "control",
+    "ensemble": "ensemble",
+}
 
 
 def _row(attack: str, robust: float, *, eps: float = 8.0, n: int = 500, **extra: object) -> dict:
@@ -24,10 +38,21 @@ def _row(attack: str, robust: float, *, eps: float = 8.0, n: int = 500, **extra:
     kind = attack.split(".", 1)[-1].split("[")[0]
     k = round(robust * n)
     low, high = wilson(k, n)
-    return {**BASE, "attack": attack, "library": attack.split(".")[0] if "." in attack else "ensemble",
-            "threat": THREATS[kind], "minimum_norm": False, "epsilon": eps / 255, "epsilon_255": eps, "n": n,
-            "clean_accuracy": 1.0, "robust_accuracy": k / n, "robust_accuracy_low": low, "robust_accuracy_high": high,
-            **extra}  # fmt: skip
+    return {
+        **BASE,
+        "attack": attack,
+        "library": attack.split(".")[0] if "." in attack else "ensemble",
+        "threat": THREATS[kind],
+        "minimum_norm": False,
+        "epsilon": eps / 255,
+        "epsilon_255": eps,
+        "n": n,
+        "clean_accuracy": 1.0,
+        "robust_accuracy": k / n,
+        "robust_accuracy_low": low,
+        "robust_accuracy_high": high,
+        **extra,
+    }
 
 
 def _table(*rows: dict) -> pd.DataFrame:
@@ -112,20 +137,35 @@ def test_too_few_samples_is_the_interval_half_width() -> None:
 
 
 def _probes(zero: float, unbounded: float, not_rising: float, gradient: str = "exact") -> pd.DataFrame:
-    return pd.DataFrame([{**{c: BASE[c] for c in flags.MODEL if c != "gradient"}, "gradient": gradient,
-                          "zero_gradient_share": zero, "unbounded_robust_accuracy": unbounded,
-                          "loss_not_increasing_share": not_rising, "error": ""}])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                **{c: BASE[c] for c in flags.MODEL if c != "gradient"},
+                "gradient": gradient,
+                "zero_gradient_share": zero,
+                "unbounded_robust_accuracy": unbounded,
+                "loss_not_increasing_share": not_rising,
+                "error": "",
+            }
+        ]
+    )
 
 
 def test_probe_flags_attach_to_the_gradient_rows_of_the_probed_model() -> None:
-    table = _table(_row("art.pgd", 0.8), _row("art.square", 0.8), _row("foolbox.gaussian-noise", 0.9),
-                   _row("ensemble", 0.7, gradient="any"), _row("art.pgd", 0.0, detector="srm"))  # fmt: skip
+    table = _table(
+        _row("art.pgd", 0.8),
+        _row("art.square", 0.8),
+        _row("foolbox.gaussian-noise", 0.9),
+        _row("ensemble", 0.7, gradient="any"),
+        _row("art.pgd", 0.0, detector="srm"),
+    )
     masked = _probes(zero=1.0, unbounded=0.8, not_rising=1.0)
     for name in ("zero_gradients", "unbounded_not_zero", "loss_not_increasing"):
         assert _fired(table, name, masked) == ["art.pgd@8", "ensemble@8"], name  # not the black box, not srm
     clean = _probes(zero=0.0, unbounded=0.0, not_rising=0.01)
-    edge = _probes(zero=flags.ZERO_GRADIENT_SHARE, unbounded=flags.UNBOUNDED_ROBUST,
-                   not_rising=flags.LOSS_NOT_INCREASING_SHARE)  # at the thresholds: not above them
+    edge = _probes(
+        zero=flags.ZERO_GRADIENT_SHARE, unbounded=flags.UNBOUNDED_ROBUST, not_rising=flags.LOSS_NOT_INCREASING_SHARE
+    )  # at the thresholds: not above them
     for probes in (clean, edge, None):
         assert (flags.add_flags(table, probes)["flags"] == "").all()
 
@@ -163,7 +203,7 @@ def test_flags_column_joins_the_raised_names_in_order() -> None:
     table = _table(_row("art.fgsm", 0.0, n=120), _row("art.pgd", 0.50, n=120))
     out = flags.add_flags(table)
     assert out["flags"].tolist() == ["single_beats_iterative", "single_beats_iterative,too_few_samples"]
-    assert flags.flag_counts(out) == {**{n: 0 for n in FLAG_NAMES}, "single_beats_iterative": 2, "too_few_samples": 1}
+    assert flags.flag_counts(out) == {**dict.fromkeys(FLAG_NAMES, 0), "single_beats_iterative": 2, "too_few_samples": 1}
     cells = flags.flagged_cells(out)
     assert set(cells["flag"]) == {"single_beats_iterative", "too_few_samples"}
     assert list(conform(out, MATRIX_COLUMNS).columns) == list(MATRIX_COLUMNS)
@@ -185,8 +225,15 @@ def test_smoke_profile_raises_too_few_samples_only(smoke) -> None:
 
 def test_every_rate_has_its_wilson_interval(smoke) -> None:
     table, models = smoke.result.table, smoke.result.models
-    rates = {"clean_accuracy": table, "robust_accuracy": table, "tpr": table, "tnr": table,
-             "attack_success_rate": table, "test_accuracy": models, "val_accuracy": models}  # fmt: skip
+    rates = {
+        "clean_accuracy": table,
+        "robust_accuracy": table,
+        "tpr": table,
+        "tnr": table,
+        "attack_success_rate": table,
+        "test_accuracy": models,
+        "val_accuracy": models,
+    }
     for rate, frame in rates.items():
         defined = frame[frame[rate].notna()]
         assert len(defined), rate
@@ -202,12 +249,19 @@ def test_masked_detector_is_caught_and_its_clean_twin_is_not(smoke, tmp_path: Pa
     from tests.masked import registered
 
     with registered() as name:
-        matrix = parse_matrix({
-            "profile": "masked", "seed": 0, "n_samples": 60, "tasks": ["median3"],
-            "detectors": [name, f"{name}[mask=false]"], "defenses": ["none"],
-            "attacks": ["art.fgsm", "art.square[queries=30]"], "epsilons_255": [8],
-            "training": {"epochs": 1, "max_train_patches": 256},
-        })  # fmt: skip
+        matrix = parse_matrix(
+            {
+                "profile": "masked",
+                "seed": 0,
+                "n_samples": 60,
+                "tasks": ["median3"],
+                "detectors": [name, f"{name}[mask=false]"],
+                "defenses": ["none"],
+                "attacks": ["art.fgsm", "art.square[queries=30]"],
+                "epsilons_255": [8],
+                "training": {"epochs": 1, "max_train_patches": 256},
+            }
+        )
         result = run(matrix, results_dir=tmp_path, cache_dir=smoke.cache_dir)
         table = result.table
     assert (table["error"] == "").all()

@@ -18,8 +18,9 @@ def _grid_images(n: int = 12, seed: int = 0) -> np.ndarray:
 
 def _tiny_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                               torch.nn.Linear(4 * 14 * 14, 2)).eval()  # fmt: skip
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 14 * 14, 2)
+    ).eval()
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -65,10 +66,10 @@ class _Shift(FixedEpsilonAttack):
 
     library = "test"
 
-    def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
+    def prepare(self, model, input_shape, num_classes):
         return None
 
-    def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
+    def run(self, handle, x, y, eps):
         out = x.copy()
         out[: len(x) // 2] = np.clip(out[: len(x) // 2] + eps, 0, 1)
         return out
@@ -111,10 +112,10 @@ class _Halfway(MinimumNormAttack):
     library = "test"
     norm = "l2"
 
-    def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
+    def prepare(self, model, input_shape, num_classes):
         return model
 
-    def run_unbounded(self, handle, x, y):  # noqa: ANN001, ANN201
+    def run_unbounded(self, handle, x, y):
         out = x.copy()
         for i in range(len(x)):  # bisection along the line to a constant image: smallest flip found
             target = np.full_like(x[i], 1.0 if x[i].mean() < 0.5 else 0.0)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,16 +19,50 @@ ALL_ENTRIES = [(family, name) for family, reg in REGISTRIES.items() for name in 
 
 
 def test_registries_hold_the_required_entries() -> None:
-    assert {"median3", "median5", "blur", "resample", "jpeg", "gamma", "histeq", "noise", "manipulation-id",
-            "camera-sim"} <= set(TASKS.names())
+    assert {
+        "median3",
+        "median5",
+        "blur",
+        "resample",
+        "jpeg",
+        "gamma",
+        "histeq",
+        "noise",
+        "manipulation-id",
+        "camera-sim",
+    } <= set(TASKS.names())
     assert DETECTORS.names() == ["bayar", "bondi", "mfr", "plain", "srm"]
-    assert {"none", "grad-penalty", "adv-train", "grad-penalty+adv-train", "trades", "jpeg", "median-smooth", "bit-depth",
-            "gauss-noise"} <= set(DEFENSES.names())
+    assert {
+        "none",
+        "grad-penalty",
+        "adv-train",
+        "grad-penalty+adv-train",
+        "trades",
+        "jpeg",
+        "median-smooth",
+        "bit-depth",
+        "gauss-noise",
+    } <= set(DEFENSES.names())
     assert ATTACKS.names() == [
-        "art.autoattack", "art.bim", "art.cw-l2", "art.deepfool", "art.fgsm", "art.hopskipjump", "art.pgd",
-        "art.pgd-l2", "art.square", "foolbox.boundary", "foolbox.cw-l2", "foolbox.deepfool-l2", "foolbox.fgsm",
-        "foolbox.fmn-l2", "foolbox.fmn-linf", "foolbox.gaussian-noise", "foolbox.pgd", "foolbox.pgd-l2",
-    ]  # fmt: skip
+        "art.autoattack",
+        "art.bim",
+        "art.cw-l2",
+        "art.deepfool",
+        "art.fgsm",
+        "art.hopskipjump",
+        "art.pgd",
+        "art.pgd-l2",
+        "art.square",
+        "foolbox.boundary",
+        "foolbox.cw-l2",
+        "foolbox.deepfool-l2",
+        "foolbox.fgsm",
+        "foolbox.fmn-l2",
+        "foolbox.fmn-linf",
+        "foolbox.gaussian-noise",
+        "foolbox.pgd",
+        "foolbox.pgd-l2",
+    ]
     assert ATTACKS.names("art.pgd*") == ["art.pgd", "art.pgd-l2"]
 
 

@@ -15,8 +15,16 @@ from bench.outputs.report import make_report
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 # flags the probe of the machine kind uses: a closed network refuses Chromium's background connections
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +66,37 @@ def test_flagged_rows_come_first(smoke, tmp_path: Path) -> None:
     assert "No trust flag fired" in make_report(folder).path.read_text()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (the README's test command installs Debian's "
-                                             "chromium where apt-get is available)")  # fmt: skip
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (the README's test command installs Debian's "
+    "chromium where apt-get is available)",
+)
 def test_every_image_renders_in_headless_chromium(report, tmp_path: Path) -> None:
     """Load a copy of the page with a probe script that writes each image's natural width into
     the DOM once the page has loaded, then read the DOM Chromium dumps (a broken image added as a
     control must read 0)."""
     broken = "<img alt=control src='data:image/png;base64,AAAA'>"  # a negative control: must read 0
-    probe = (broken + "<script>window.addEventListener('load', () => { for (const img of document.images) "
-             "img.setAttribute('data-natural-width', img.naturalWidth); "
-             "document.body.setAttribute('data-probe', document.images.length); });</script></body>")  # fmt: skip
+    probe = (
+        broken + "<script>window.addEventListener('load', () => { for (const img of document.images) "
+        "img.setAttribute('data-natural-width', img.naturalWidth); "
+        "document.body.setAttribute('data-probe', document.images.length); });</script></body>"
+    )
     page = tmp_path / "probe.html"
     page.write_text(report.path.read_text().replace("</body>", probe))
-    proc = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r'data-probe="(\d+)"', proc.stdout), "the probe script did not run"
     assert int(re.search(r'data-probe="(\d+)"', proc.stdout).group(1)) == 6

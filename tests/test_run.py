@@ -17,7 +17,15 @@ from bench.inputs.matrix import parse_matrix
 
 def test_outputs_are_written(smoke) -> None:
     out = smoke.results_dir / "smoke"
-    for name in ("matrix.csv", "matrix.parquet", "samples.parquet", "models.csv", "curves.pdf", "curves.png", "run.json"):
+    for name in (
+        "matrix.csv",
+        "matrix.parquet",
+        "samples.parquet",
+        "models.csv",
+        "curves.pdf",
+        "curves.png",
+        "run.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     info = json.loads((out / "run.json").read_text())
     assert info["configuration"]["profile"] == "smoke"
@@ -89,8 +97,12 @@ def test_binary_tasks_report_tpr_and_tnr_consistently(smoke) -> None:
     table = smoke.result.table
     samples = smoke.result.samples
     row = table[(table["attack"] != "ensemble")].iloc[-1]
-    s = samples[(samples["cell"] == row["cell"]) & (samples["epsilon_255"] == row["epsilon_255"])
-                & (samples["quantized"] == row["quantized"]) & (samples["postprocess"] == row["postprocess"])]  # fmt: skip
+    s = samples[
+        (samples["cell"] == row["cell"])
+        & (samples["epsilon_255"] == row["epsilon_255"])
+        & (samples["quantized"] == row["quantized"])
+        & (samples["postprocess"] == row["postprocess"])
+    ]
     assert row["tpr"] == pytest.approx(s[s["label"] == 1]["adv_correct"].mean())
     assert row["tnr"] == pytest.approx(s[s["label"] == 0]["adv_correct"].mean())
     assert table["tpr"].notna().all() and table["tnr"].notna().all()
@@ -133,18 +145,23 @@ def test_rerun_is_served_from_the_cache(smoke) -> None:
 
 def _tiny(**overrides: object) -> dict:
     doc = {
-        "profile": "tiny", "seed": 0, "n_samples": 40, "tasks": ["median3"], "detectors": ["srm[width=4]"],
-        "defenses": ["none"], "attacks": ["foolbox.fgsm", "art.fgsm"], "epsilons_255": [1, 4],
+        "profile": "tiny",
+        "seed": 0,
+        "n_samples": 40,
+        "tasks": ["median3"],
+        "detectors": ["srm[width=4]"],
+        "defenses": ["none"],
+        "attacks": ["foolbox.fgsm", "art.fgsm"],
+        "epsilons_255": [1, 4],
         "training": {"epochs": 1, "max_train_patches": 256},
-    }  # fmt: skip
+    }
     doc.update(overrides)
     return doc
 
 
 def test_two_fresh_runs_give_identical_numbers(tmp_path: Path) -> None:
     tables = [
-        run(parse_matrix(_tiny()), results_dir=tmp_path / f"r{i}", cache_dir=tmp_path / f"c{i}").table
-        for i in range(2)
+        run(parse_matrix(_tiny()), results_dir=tmp_path / f"r{i}", cache_dir=tmp_path / f"c{i}").table for i in range(2)
     ]
     assert tables[0]["cell"].iloc[0] == tables[1]["cell"].iloc[0]
     cols = ["clean_accuracy", "robust_accuracy", "perturbation_linf_max", "perturbation_l2_mean", "cell", "model"]
@@ -175,10 +192,10 @@ def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> Non
     class Broken(FixedEpsilonAttack):
         library = "test"
 
-        def prepare(self, model, input_shape, num_classes):  # noqa: ANN001, ANN201
+        def prepare(self, model, input_shape, num_classes):
             return None
 
-        def run(self, handle, x, y, eps):  # noqa: ANN001, ANN201
+        def run(self, handle, x, y, eps):
             raise RuntimeError("boom")
 
     ATTACKS.register("test.broken", info=AttackInfo("always fails"))(Broken)
@@ -212,8 +229,9 @@ def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
 
 
 def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp_path: Path) -> None:
-    matrix = parse_matrix(_tiny(defenses=["none", "bit-depth[bits=3]", "gauss-noise[eot_samples=2]"],
-                                attacks=["art.pgd[steps=5]"]))  # fmt: skip
+    matrix = parse_matrix(
+        _tiny(defenses=["none", "bit-depth[bits=3]", "gauss-noise[eot_samples=2]"], attacks=["art.pgd[steps=5]"])
+    )
     result = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
     table = result.table
     assert (table["error"] == "").all(), table["error"].unique()

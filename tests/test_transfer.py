@@ -40,8 +40,12 @@ def test_white_box_diagonal_reproduces_the_attacks_own_8bit_rows(smoke) -> None:
     transfer = pd.read_parquet(smoke.results_dir / "smoke" / "transfer.parquet")
     table = smoke.result.table
     for _, row in transfer[transfer["white_box"]].iterrows():
-        match = table[(table["cell"] == row["source_cell"]) & (table["quantized"] == "uint8")
-                      & (table["postprocess"] == "none") & (table["epsilon_255"] == row["epsilon_255"])]  # fmt: skip
+        match = table[
+            (table["cell"] == row["source_cell"])
+            & (table["quantized"] == "uint8")
+            & (table["postprocess"] == "none")
+            & (table["epsilon_255"] == row["epsilon_255"])
+        ]
         assert len(match) == 1
         assert row["target_robust_accuracy"] == pytest.approx(match["robust_accuracy"].iloc[0])
         assert row["target_clean_accuracy"] == pytest.approx(match["clean_accuracy"].iloc[0])

@@ -14,8 +14,19 @@ from bench.tasks import TASKS
 from defenses import DEFENSES
 from detectors import DETECTORS
 
-ZOO_TASKS = ["median3", "median5", "blur", "resample", "resample[scale=0.8]", "jpeg", "gamma", "histeq", "noise",
-             "manipulation-id", "camera-sim"]  # fmt: skip
+ZOO_TASKS = [
+    "median3",
+    "median5",
+    "blur",
+    "resample",
+    "resample[scale=0.8]",
+    "jpeg",
+    "gamma",
+    "histeq",
+    "noise",
+    "manipulation-id",
+    "camera-sim",
+]
 SMALL = DataConfig(max_train_per_photo=20, max_eval_per_photo=10)
 
 
@@ -39,7 +50,11 @@ def test_task_dataset_is_split_by_photograph_with_every_class(datasets: dict, ta
         assert ds.x[split].shape[1:] == (info.channels, 64, 64)
         assert set(np.unique(ds.y[split])) == set(range(k))
     photos = {s: set(ds.source[s]) for s in ("train", "val", "test")}
-    assert not photos["train"] & photos["test"] and not photos["train"] & photos["val"] and not photos["val"] & photos["test"]
+    assert (
+        not photos["train"] & photos["test"]
+        and not photos["train"] & photos["val"]
+        and not photos["val"] & photos["test"]
+    )
 
 
 def test_manipulations_change_the_pixels_they_claim(datasets: dict) -> None:
@@ -65,7 +80,9 @@ def test_camera_sim_on_a_dresden_style_folder_is_camera_model_identification(tmp
     for model in ("Canon_Ixus70", "Nikon_D70"):
         (tmp_path / "imgs" / model).mkdir(parents=True)
         for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)).save(tmp_path / "imgs" / model / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)).save(
+                tmp_path / "imgs" / model / f"{i}.png"
+            )
     ds = build_dataset(TASKS.resolve("camera-sim"), folder_source(tmp_path / "imgs"), DataConfig(train_stride=64), 0)
     assert ds.info["classes"] == ["Canon_Ixus70", "Nikon_D70"]
     for split in ("train", "val", "test"):
@@ -113,7 +130,9 @@ def test_mfr_front_end_passes_gradients_to_the_input() -> None:
     assert x.grad is not None and (x.grad != 0).float().mean() > 0.5
     from scipy.ndimage import median_filter
 
-    expected = median_filter(x.detach().numpy()[0, 0], size=3, mode="mirror") - x.detach().numpy()[0, 0]  # torch "reflect"
+    expected = (
+        median_filter(x.detach().numpy()[0, 0], size=3, mode="mirror") - x.detach().numpy()[0, 0]
+    )  # torch "reflect"
     assert np.allclose(residual.detach().numpy()[0, 0], expected, atol=1e-6)
 
 
@@ -123,9 +142,25 @@ def test_zoo_markdown() -> None:
     from bench.core.schema import MODEL_COLUMNS
     from bench.studies.zoo import zoo_markdown
 
-    rows = [{"task": t, "detector": d, "defense": "none", "test_accuracy": 0.9, "test_accuracy_low": 0.85,
-             "test_accuracy_high": 0.94, "test_n": 100, "val_accuracy": 0.9, "parameters": 10, "epochs": 3,
-             "train_seconds": 12.0, "from_cache": False, "model": "k", "error": ""}
-            for t in ("median3", "blur") for d in ("bayar[scale=0.25]", "srm")]  # fmt: skip
+    rows = [
+        {
+            "task": t,
+            "detector": d,
+            "defense": "none",
+            "test_accuracy": 0.9,
+            "test_accuracy_low": 0.85,
+            "test_accuracy_high": 0.94,
+            "test_n": 100,
+            "val_accuracy": 0.9,
+            "parameters": 10,
+            "epochs": 3,
+            "train_seconds": 12.0,
+            "from_cache": False,
+            "model": "k",
+            "error": "",
+        }
+        for t in ("median3", "blur")
+        for d in ("bayar[scale=0.25]", "srm")
+    ]
     table = zoo_markdown(pd.DataFrame(rows, columns=list(MODEL_COLUMNS)))
     assert "| `median3` (100) | 0.900 [0.850, 0.940] 12 s | 0.900 [0.850, 0.940] 12 s |" in table

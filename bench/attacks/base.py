@@ -32,6 +32,7 @@ import numpy as np
 from bench.core.inference import predict
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 BUDGET_TOLERANCE = 1e-6  # float32 rounding allowed beyond the epsilon ball / [0, 1] box (relative for l2)
@@ -53,9 +54,9 @@ def norms(delta: np.ndarray, norm: str) -> np.ndarray:
     """Per-sample norm of perturbations shaped (N, ...), in float64."""
     flat = np.asarray(delta, dtype=np.float64).reshape(len(delta), -1)
     if norm == "linf":
-        return np.abs(flat).max(axis=1, initial=0.0)
+        return np.asarray(np.abs(flat).max(axis=1, initial=0.0))
     if norm == "l2":
-        return np.sqrt((flat * flat).sum(axis=1))
+        return np.asarray(np.sqrt((flat * flat).sum(axis=1)))
     raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
 
 
@@ -94,27 +95,27 @@ class AttackResult:
 
     @property
     def clean_correct(self) -> np.ndarray:
-        return self.clean_pred == self.y
+        return np.asarray(self.clean_pred == self.y)
 
     @property
     def adv_correct(self) -> np.ndarray:
         """(E, N): still correctly classified at that epsilon (and correct when clean)."""
-        return self.clean_correct[None] & (self.adv_pred == self.y[None])
+        return np.asarray(self.clean_correct[None] & (self.adv_pred == self.y[None]))
 
     @property
     def robust_accuracy(self) -> np.ndarray:
-        return self.adv_correct.mean(axis=1)
+        return np.asarray(self.adv_correct.mean(axis=1))
 
     @property
     def linf(self) -> np.ndarray:
         """(E, N) L-infinity norm of each perturbation."""
-        return np.abs(self.x_adv - self.x[None]).reshape(len(self.epsilons), len(self.y), -1).max(axis=2)
+        return np.asarray(np.abs(self.x_adv - self.x[None]).reshape(len(self.epsilons), len(self.y), -1).max(axis=2))
 
     @property
     def l2(self) -> np.ndarray:
         """(E, N) L2 norm of each perturbation."""
         d = (self.x_adv - self.x[None]).reshape(len(self.epsilons), len(self.y), -1).astype(np.float64)
-        return np.sqrt((d * d).sum(axis=2))
+        return np.asarray(np.sqrt((d * d).sum(axis=2)))
 
 
 def project_checked(adv: np.ndarray, x: np.ndarray, eps: float, who: str, norm: str = "linf") -> np.ndarray:
@@ -141,7 +142,7 @@ def clip_to_ball(adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.nd
     """Project float32 images into the eps ball around x (in ``norm``) and into [0, 1]."""
     adv = np.clip(adv.astype(np.float32), 0.0, 1.0)
     if norm == "linf":
-        return np.clip(np.clip(adv, x - np.float32(eps), x + np.float32(eps)), 0.0, 1.0)
+        return np.asarray(np.clip(np.clip(adv, x - np.float32(eps), x + np.float32(eps)), 0.0, 1.0))
     for _ in range(8):  # shrinking towards x keeps [0, 1]; float32 rounding may need a second pass
         size = norms(adv - x, "l2")
         over = size > eps
@@ -175,7 +176,7 @@ def quantize(adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarra
             exact = np.asarray(adv, dtype=np.float64)[out] * 255.0 - levels[out]
             step[out] = np.trunc(np.round(exact, 6))
     q = np.clip(levels + step, 0.0, 255.0) / 255.0
-    return q.astype(np.float32)
+    return np.asarray(q, dtype=np.float32)
 
 
 class Attack(abc.ABC):
@@ -200,9 +201,8 @@ class Attack(abc.ABC):
     @property
     def params(self) -> dict[str, Any]:
         """Parameter values by canonical key (a field ``lambda_`` has the key ``lambda``)."""
-        if not dataclasses.is_dataclass(self):
-            return {}
-        return {f.name.rstrip("_"): getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields: tuple[dataclasses.Field[Any], ...] = dataclasses.fields(self) if dataclasses.is_dataclass(self) else ()
+        return {f.name.rstrip("_"): getattr(self, f.name) for f in fields}
 
     def query_budget(self) -> int | None:
         """Most model queries the attack makes per sample (score/decision attacks); None if unbounded."""
@@ -372,7 +372,7 @@ class MinimumNormAttack(Attack):
         )
 
 
-def QueryCounter(model: nn.Module) -> nn.Module:  # noqa: N802 - a class built lazily (torch imported late)
+def QueryCounter(model: nn.Module) -> nn.Module:
     """Wrap a detector so that every image it is asked about counts as one query (``.count``)."""
     from torch import nn
 
@@ -382,9 +382,10 @@ def QueryCounter(model: nn.Module) -> nn.Module:  # noqa: N802 - a class built l
             self.inner = inner
             self.count = 0
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             self.count += int(x.shape[0])
-            return self.inner(x)
+            logits: torch.Tensor = self.inner(x)
+            return logits
 
     return _QueryCounter(model).eval()
 

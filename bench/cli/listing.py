@@ -17,13 +17,15 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.attacks import ATTACKS
+    from bench.core.registry import Registry
     from bench.inputs.matrix import builtin_matrix_path, builtin_profiles, load_matrix
     from bench.tasks import TASKS
     from defenses import DEFENSES
     from detectors import DETECTORS
 
     family = args.family
-    for name, registry in zip(FAMILIES, (TASKS, DETECTORS, DEFENSES, ATTACKS), strict=True):
+    registries: tuple[Registry[Any], ...] = (TASKS, DETECTORS, DEFENSES, ATTACKS)
+    for name, registry in zip(FAMILIES, registries, strict=True):
         if family in (None, name):
             print(f"{name}:")
             for entry_name in registry.names():

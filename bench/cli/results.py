@@ -23,25 +23,54 @@ def add_parsers(sub: Any) -> None:
     where = "a results/<profile> folder of `python -m bench run` (default: %(default)s)"
     figures = sub.add_parser("figures", help="paper figures (PDF + PNG) from a results folder -> RESULTS_DIR/figures/")
     tables = sub.add_parser("tables", help="LaTeX (booktabs) accuracy tables -> RESULTS_DIR/tables/")
-    report = sub.add_parser("report", help="figures, tables and one self-contained HTML page -> RESULTS_DIR/report.html")
+    report = sub.add_parser(
+        "report", help="figures, tables and one self-contained HTML page -> RESULTS_DIR/report.html"
+    )
     for cmd in (figures, tables, report):
         cmd.add_argument("results_dir", nargs="?", default=DEFAULT_RESULTS, metavar="RESULTS_DIR", help=where)
     for cmd in (figures, report):
-        cmd.add_argument("--epsilon", type=float, default=None, metavar="E",
-                         help="budget (8-bit units) of the trade-off, heatmap and transfer figures "
-                              "(default: the epsilon where the models differ most)")  # fmt: skip
-    check = sub.add_parser("check", help="compare a results folder with a committed baseline; exit 0 unchanged, "
-                                         "1 regression, 2 cannot compare")  # fmt: skip
-    check.add_argument("results_dir", nargs="?", default=None, metavar="RESULTS_DIR",
-                       help="results folder (default: results/<the baseline's name>)")  # fmt: skip
-    check.add_argument("--baseline", default=None, metavar="CSV",
-                       help="baseline table (default: results/baseline/<the results folder's name>.csv)")  # fmt: skip
+        cmd.add_argument(
+            "--epsilon",
+            type=float,
+            default=None,
+            metavar="E",
+            help="budget (8-bit units) of the trade-off, heatmap and transfer figures "
+            "(default: the epsilon where the models differ most)",
+        )
+    check = sub.add_parser(
+        "check",
+        help="compare a results folder with a committed baseline; exit 0 unchanged, 1 regression, 2 cannot compare",
+    )
+    check.add_argument(
+        "results_dir",
+        nargs="?",
+        default=None,
+        metavar="RESULTS_DIR",
+        help="results folder (default: results/<the baseline's name>)",
+    )
+    check.add_argument(
+        "--baseline",
+        default=None,
+        metavar="CSV",
+        help="baseline table (default: results/baseline/<the results folder's name>.csv)",
+    )
     check.add_argument("--update", action="store_true", help="rewrite the baseline from the results folder instead")
-    check.add_argument("--min-effect", type=float, default=5.0, metavar="POINTS",
-                       help="smallest change in percentage points that fails a cell (default: 5)")  # fmt: skip
-    check.add_argument("-v", "--verbose", action="store_true", help="list every value that changed, within tolerance too")
-    check.add_argument("--alpha", type=float, default=0.05,
-                       help="significance level of the two-sided Fisher exact test (default: 0.05)")  # fmt: skip
+    check.add_argument(
+        "--min-effect",
+        type=float,
+        default=5.0,
+        metavar="POINTS",
+        help="smallest change in percentage points that fails a cell (default: 5)",
+    )
+    check.add_argument(
+        "-v", "--verbose", action="store_true", help="list every value that changed, within tolerance too"
+    )
+    check.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level of the two-sided Fisher exact test (default: 0.05)",
+    )
     for cmd in (figures, tables, report, check):
         cmd.set_defaults(handler=run)
 
@@ -90,6 +119,7 @@ def _print_tables(tables: TableOutput) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
 
     from bench.outputs.check import KEYS, check, write_baseline
@@ -116,27 +146,58 @@ def _check(args: argparse.Namespace) -> int:
             shown[column] = shown[column].map(short_labels(list(shown[column])))
         shown["variant"] = shown["quantized"] + "/" + shown["postprocess"]
         shown["change"] = (100 * shown["change"]).map(lambda v: f"{v:+.1f}")
-        columns = ["status", "metric", "task", "detector", "defense", "attack", "gradient", "norm", "variant",
-                   "epsilon_255", "n", "baseline", "now", "change", "p_value"]  # fmt: skip
-        with pd.option_context("display.width", 250, "display.max_colwidth", 40, "display.max_rows", 1000,
-                               "display.float_format", "{:.3f}".format):  # fmt: skip
-            print(f"changed values (change in points; a value fails when |change| >= {args.min_effect:g} and the "
-                  f"two-sided Fisher exact p < {args.alpha:g}):")  # fmt: skip
+        columns = [
+            "status",
+            "metric",
+            "task",
+            "detector",
+            "defense",
+            "attack",
+            "gradient",
+            "norm",
+            "variant",
+            "epsilon_255",
+            "n",
+            "baseline",
+            "now",
+            "change",
+            "p_value",
+        ]
+        with pd.option_context(
+            "display.width",
+            250,
+            "display.max_colwidth",
+            40,
+            "display.max_rows",
+            1000,
+            "display.float_format",
+            "{:.3f}".format,
+        ):
+            print(
+                f"changed values (change in points; a value fails when |change| >= {args.min_effect:g} and the "
+                f"two-sided Fisher exact p < {args.alpha:g}):"
+            )
             print(shown[columns].to_string(index=False))
     drift = changed[changed["status"] == "ok"]
     if len(drift) and not args.verbose:
-        top = drift.loc[drift["change"].abs().idxmax()]
-        print(f"{len(drift)} more values differ within tolerance (largest {100 * top['change']:+.1f} points, p = "
-              f"{top['p_value']:.2f}: {top['detector'].split('[')[0]} | {top['defense']} | {top['attack'].split('[')[0]} "
-              f"{top['quantized']}/{top['postprocess']} e={top['epsilon_255']:g}); -v lists them")  # fmt: skip
+        top = drift.iloc[int(np.argmax(drift["change"].abs().to_numpy()))]
+        print(
+            f"{len(drift)} more values differ within tolerance (largest {100 * top['change']:+.1f} points, p = "
+            f"{top['p_value']:.2f}: {top['detector'].split('[')[0]} | {top['defense']} | {top['attack'].split('[')[0]} "
+            f"{top['quantized']}/{top['postprocess']} e={top['epsilon_255']:g}); -v lists them"
+        )
     failed = comparison.failed
     if len(failed):
         cells = failed.drop_duplicates(["task", "detector", "defense", "attack", "gradient"])
-        print(f"REGRESSION: {len(failed)} of {2 * comparison.compared} compared values ({len(failed.drop_duplicates(KEYS))} "
-              f"of {comparison.compared} rows) changed beyond tolerance, in these cells:")  # fmt: skip
+        print(
+            f"REGRESSION: {len(failed)} of {2 * comparison.compared} compared values ({len(failed.drop_duplicates(KEYS))} "
+            f"of {comparison.compared} rows) changed beyond tolerance, in these cells:"
+        )
         for _, c in cells.iterrows():
             print(f"  {c['task']} | {c['detector']} | {c['defense']} | {c['attack']} ({c['gradient']})")
         return 1
-    print(f"unchanged: {comparison.compared} cells x {{clean, robust}} accuracy within tolerance of {baseline} "
-          f"({len(changed)} values differ at all)")  # fmt: skip
+    print(
+        f"unchanged: {comparison.compared} cells x {{clean, robust}} accuracy within tolerance of {baseline} "
+        f"({len(changed)} values differ at all)"
+    )
     return 0

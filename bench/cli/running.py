@@ -34,23 +34,49 @@ def add_parsers(sub: Any) -> None:
         "on a matrix's trained models",
     )
     for cmd, default in ((run, "default"), (zoo, "zoo"), (costs, "default")):
-        cmd.add_argument("--matrix", nargs="?", const="", default="", metavar="FILE",
-                         help="matrix TOML file (default: the built-in matrix of --profile)")  # fmt: skip
-        cmd.add_argument("--profile", default=None,
-                         help=f"built-in matrix to run (default: {default}); with FILE, the name of the output folder")  # fmt: skip
-        cmd.add_argument("--images", default=None, metavar="DIR",
-                         help="folder of your own pristine images (PNG, TIFF, JPEG, BMP, PGM) instead of the built-in photos")  # fmt: skip
+        cmd.add_argument(
+            "--matrix",
+            nargs="?",
+            const="",
+            default="",
+            metavar="FILE",
+            help="matrix TOML file (default: the built-in matrix of --profile)",
+        )
+        cmd.add_argument(
+            "--profile",
+            default=None,
+            help=f"built-in matrix to run (default: {default}); with FILE, the name of the output folder",
+        )
+        cmd.add_argument(
+            "--images",
+            default=None,
+            metavar="DIR",
+            help="folder of your own pristine images (PNG, TIFF, JPEG, BMP, PGM) instead of the built-in photos",
+        )
         cmd.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
         cmd.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
         cmd.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
         cmd.set_defaults(default_profile=default, handler=_run)
-    run.add_argument("--strict", action="store_true",
-                     help="exit with status 3 when any trust flag is raised (docs/flags.md), after writing every output")  # fmt: skip
-    costs.add_argument("--defense", action="append", default=None, metavar="NAME",
-                       help="measure only this training-time defence of the matrix (repeatable)")  # fmt: skip
-    costs.add_argument("--training", type=int, default=0, metavar="EPOCHS",
-                       help="instead: time EPOCHS epochs of training under every training-time defence of the "
-                            "matrix against the undefended detector, back to back")  # fmt: skip
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 3 when any trust flag is raised (docs/flags.md), after writing every output",
+    )
+    costs.add_argument(
+        "--defense",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="measure only this training-time defence of the matrix (repeatable)",
+    )
+    costs.add_argument(
+        "--training",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="instead: time EPOCHS epochs of training under every training-time defence of the "
+        "matrix against the undefended detector, back to back",
+    )
 
 
 def _matrix(args: argparse.Namespace) -> Matrix:
@@ -78,8 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, terminate)
     if args.command == "costs":
         return _costs(args, matrix, progress)
-    runner, folder = api.prepare(matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir,
-                                 progress=progress)  # fmt: skip
+    runner, folder = api.prepare(
+        matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress
+    )
     try:
         if args.command == "zoo":
             return _zoo(runner, folder)
@@ -87,9 +114,12 @@ def _run(args: argparse.Namespace) -> int:
         result = runner.run()
     except KeyboardInterrupt:
         stats = runner.stats
-        print(f"interrupted: {stats['cells_computed'] + stats['cells_cached']} finished cells and "
-              f"{stats['models_trained']} trained models are saved in {folder.folder} and the cache; "
-              "rerun to continue", file=sys.stderr)  # fmt: skip
+        print(
+            f"interrupted: {stats['cells_computed'] + stats['cells_cached']} finished cells and "
+            f"{stats['models_trained']} trained models are saved in {folder.folder} and the cache; "
+            "rerun to continue",
+            file=sys.stderr,
+        )
         return 130
     api.draw_run_figures(folder.folder)
     _summary(result, folder.folder)
@@ -108,7 +138,6 @@ def _zoo(runner: Any, folder: Any) -> int:
 
 
 def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
-    import pandas as pd
 
     from bench.outputs.formats import results_folder
     from bench.run.store import Store
@@ -133,11 +162,23 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
         chosen = tuple(DEFENSES.resolve(d, "--defense") for d in args.defense)
         missing = [str(d) for d in chosen if d not in matrix.defenses]
         if missing:
-            raise BenchError(f"--defense {', '.join(missing)}: not in the matrix; allowed: "
-                             f"{', '.join(str(d) for d in matrix.defenses)}")  # fmt: skip
+            raise BenchError(
+                f"--defense {', '.join(missing)}: not in the matrix; allowed: "
+                f"{', '.join(str(d) for d in matrix.defenses)}"
+            )
     table = measure_costs(matrix, store=store, defenses=chosen, progress=progress)
-    columns = ["detector", "defense", "measure", "attack", "seconds", "reference_seconds", "ratio", "max_gap",
-               "norm_scale", "shape_gap"]  # fmt: skip
+    columns = [
+        "detector",
+        "defense",
+        "measure",
+        "attack",
+        "seconds",
+        "reference_seconds",
+        "ratio",
+        "max_gap",
+        "norm_scale",
+        "shape_gap",
+    ]
     _print_frame(table[[c for c in columns if c in table]], width=50)
     _write_csv(table, out / "costs.csv")
     return 0
@@ -146,7 +187,9 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
 def _print_frame(frame: pd.DataFrame, width: int) -> None:
     import pandas as pd
 
-    with pd.option_context("display.width", 220, "display.max_colwidth", width, "display.float_format", "{:.2f}".format):
+    with pd.option_context(
+        "display.width", 220, "display.max_colwidth", width, "display.float_format", "{:.2f}".format
+    ):
         print(frame.to_string(index=False))
 
 
@@ -169,15 +212,21 @@ def _summary(result: RunResult, folder: Path) -> None:
         wide.columns = [f"e={c:g}" for c in wide.columns]
         clean = floats.groupby(index, sort=False)["clean_accuracy"].first()
         wide.insert(0, "clean", clean)
-        union = lambda f: ",".join(dict.fromkeys(n for v in f for n in v.split(",") if n))  # noqa: E731
-        wide["flags"] = ok.groupby(index, sort=False)["flags"].agg(union).reindex(wide.index).fillna("")  # any eps/variant
+        union = lambda f: ",".join(dict.fromkeys(n for v in f for n in v.split(",") if n))
+        wide["flags"] = (
+            ok.groupby(index, sort=False)["flags"].agg(union).reindex(wide.index).fillna("")
+        )  # any eps/variant
         ensemble = ok[ok["attack"] == "ensemble"].assign(variant=lambda t: t["quantized"] + "/" + t["postprocess"])
         index = ["detector", "defense", "norm", "variant"]
         variants = ensemble.pivot_table(index=index, columns="epsilon_255", values="robust_accuracy", sort=False)
         variants.columns = [f"e={c:g}" for c in variants.columns]
-        with pd.option_context("display.width", 220, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
-            print("robust accuracy of float adversarial images; Linf eps = e/255, L2 eps = e/255*sqrt(pixels) "
-                  "(n per cell: %s)" % ", ".join(map(str, sorted(set(ok["n"])))))  # fmt: skip
+        with pd.option_context(
+            "display.width", 220, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format
+        ):
+            print(
+                "robust accuracy of float adversarial images; Linf eps = e/255, L2 eps = e/255*sqrt(pixels) "
+                f"(n per cell: {', '.join(map(str, sorted(set(ok['n']))))})"
+            )
             print(wide.to_string())
             if len(variants):
                 print("ensemble (worst case per sample over all attacks) after 8-bit rounding and JPEG recompression")
@@ -187,8 +236,10 @@ def _summary(result: RunResult, folder: Path) -> None:
     for _, row in failed.iterrows():
         print(f"FAILED {row['detector']} | {row['defense']} | {row['attack']}: {row['error']}")
     s = result.stats
-    print(f"{s['cells']} cells: {s['cells_computed']} computed, {s['cells_cached']} from cache, {s['cells_failed']} failed; "
-          f"{s['models_trained']} models trained; {s['total_seconds']:.1f}s -> {folder}")  # fmt: skip
+    print(
+        f"{s['cells']} cells: {s['cells_computed']} computed, {s['cells_cached']} from cache, {s['cells_failed']} failed; "
+        f"{s['models_trained']} models trained; {s['total_seconds']:.1f}s -> {folder}"
+    )
 
 
 def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
@@ -205,7 +256,9 @@ def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
         print(f"  {name:24s} {n:6d} rows  {link(name)}")
     cells = flagged_cells(table)
     for _, c in cells.head(limit).iterrows():
-        print(f"  {c['flag']:24s} {c['detector']} | {c['defense']} | {c['attack']} ({c['gradient']}, {c['norm']}): "
-              f"e={c['epsilons_255']} [{c['variants']}]")  # fmt: skip
+        print(
+            f"  {c['flag']:24s} {c['detector']} | {c['defense']} | {c['attack']} ({c['gradient']}, {c['norm']}): "
+            f"e={c['epsilons_255']} [{c['variants']}]"
+        )
     if len(cells) > limit:
         print(f"  ... and {len(cells) - limit} more flagged attack curves (flag_* columns of matrix.csv)")

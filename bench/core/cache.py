@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -40,3 +42,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file atomically."""
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write named arrays as one compressed .npz file atomically (read back with ``allow_pickle=False``)."""
+    # numpy's stubs type savez_compressed's **kwds as if a name could be its allow_pickle argument
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]

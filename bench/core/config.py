@@ -22,7 +22,7 @@ def _fields(cls: type) -> dict[str, Param]:
     hints = typing.get_type_hints(cls, include_extras=True)
     out = {}
     for f in dataclasses.fields(cls):
-        hint, checks = hints[f.name], ()
+        hint, checks = hints[f.name], tuple[Check, ...]()
         if typing.get_origin(hint) is Annotated:
             hint, *extra = typing.get_args(hint)
             checks = tuple(c for c in extra if isinstance(c, Check))

@@ -45,9 +45,9 @@ class _Normalise(ast.NodeTransformer):
 
     @staticmethod
     def _body(body: list[ast.stmt]) -> list[ast.stmt]:
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-            if isinstance(body[0].value.value, str):
-                body = body[1:]
+        first = body[0] if body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            body = body[1:]
         return body or [ast.Pass()]
 
     def visit_Module(self, node: ast.Module) -> ast.AST:
@@ -165,7 +165,7 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
 
 @functools.cache
 def _distributions() -> dict[str, list[str]]:
-    return packages_distributions()
+    return dict(packages_distributions())
 
 
 def _library_version(top: str) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import math
 import pkgutil
 import re
 import sys
@@ -112,7 +113,7 @@ class Param:
                 out = float(value)
             except ValueError:
                 raise error from None
-            if out != out or out in (float("inf"), float("-inf")):
+            if not math.isfinite(out):
                 raise error
         else:
             out = str(value)
@@ -267,9 +268,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise BenchError(
-                f"unknown {self.family} {name!r}; allowed: {', '.join(self.names())}"
-            ) from None
+            raise BenchError(f"unknown {self.family} {name!r}; allowed: {', '.join(self.names())}") from None
 
     def resolve(self, text: str | Spec, where: str | None = None) -> Spec:
         """Parse ``name[k=v,...]`` into a Spec with every parameter typed and filled in."""
@@ -281,7 +280,7 @@ class Registry(Generic[T]):
             raise BenchError(f"{where}: {text!r} is not of the form name or name[key=value,...]")
         name, body = match.group(1), match.group(2)
         try:
-            entry = self.entry(name)
+            self.entry(name)
         except BenchError as err:
             raise BenchError(f"{where}: {err}") from None
         given: dict[str, Any] = {}
@@ -334,7 +333,7 @@ def _params_of(factory: Callable[..., Any], context: tuple[str, ...]) -> tuple[P
         if hint is inspect.Parameter.empty:
             hint = type(p.default)
         elif isinstance(hint, str):  # postponed annotation; the return type may be TYPE_CHECKING-only
-            hint = eval(hint, namespace)  # noqa: S307 - the entry's own source
+            hint = eval(hint, namespace)
         checks: tuple[Check, ...] = ()
         if typing.get_origin(hint) is typing.Annotated:
             hint, *extra = typing.get_args(hint)

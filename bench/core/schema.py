@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -20,7 +22,7 @@ FLAG_NAMES: tuple[str, ...] = (
 # Columns derived from the whole table after the cells (bench/flags.py, bench/stats.py): a cell's
 # own rows, cached or fresh, lack them until the table is written; conform() fills them with
 # these not-yet-computed values.
-DERIVED: dict[str, object] = {
+DERIVED: dict[str, Any] = {
     "attack_success_rate_low": float("nan"),
     "attack_success_rate_high": float("nan"),
     "flags": "",

@@ -6,9 +6,19 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 
 PACKAGES = (
-    "forensic-robustness-bench", "torch", "numpy", "scipy", "pandas", "scikit-image", "pillow",
-    "adversarial-robustness-toolbox", "foolbox", "eagerpy", "matplotlib", "seaborn",
-)  # fmt: skip
+    "forensic-robustness-bench",
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-image",
+    "pillow",
+    "adversarial-robustness-toolbox",
+    "foolbox",
+    "eagerpy",
+    "matplotlib",
+    "seaborn",
+)
 
 
 def package_version(name: str) -> str:

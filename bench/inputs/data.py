@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.tasks import TASKS
 
 if TYPE_CHECKING:
     from bench.core.config import DataConfig
@@ -33,10 +34,23 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".pgm", ".pp
 # small for more than one patch (microaneurysms, lfw faces) and motorcycle_right, the
 # stereo twin of motorcycle_left (near-duplicates in two splits would leak).
 BUILTIN_PHOTOS = (
-    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
-    "coffee.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
-    "moon.png", "motorcycle_left.png", "retina.jpg", "rocket.jpg",
-)  # fmt: skip
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "cell.png",
+    "chelsea.png",
+    "clock_motion.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "moon.png",
+    "motorcycle_left.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,9 @@ def builtin_source() -> ImageSource:
     folder = Path(skimage.__file__).parent / "data"
     files = tuple((p.stem, folder / p) for p in map(Path, BUILTIN_PHOTOS) if (folder / p).is_file())
     if len(files) < 3:
-        raise BenchError(f"scikit-image's data folder {folder} holds {len(files)} of the built-in photographs; at least 3 are needed")
+        raise BenchError(
+            f"scikit-image's data folder {folder} holds {len(files)} of the built-in photographs; at least 3 are needed"
+        )
     return ImageSource("skimage", files)
 
 
@@ -70,7 +86,9 @@ def folder_source(folder: str | Path) -> ImageSource:
     """Every image under ``folder`` (recursively) with an allowed suffix, sorted by path."""
     root = Path(folder)
     if not root.is_dir():
-        raise BenchError(f"--images {folder}: not a directory; give a folder of pristine images ({', '.join(IMAGE_SUFFIXES)})")
+        raise BenchError(
+            f"--images {folder}: not a directory; give a folder of pristine images ({', '.join(IMAGE_SUFFIXES)})"
+        )
     files = tuple(
         (p.relative_to(root).with_suffix("").as_posix(), p)
         for p in sorted(root.rglob("*"))
@@ -88,11 +106,12 @@ def load_image(path: Path, channels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PGM/TIFF: scale to 8 bits
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.round(arr * 255.0 / max(arr.max(), 1.0)).astype(np.uint8))
-            return np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+        with Image.open(path) as opened:
+            image: Image.Image = opened
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PGM/TIFF: scale to 8 bits
+                arr = np.asarray(image, dtype=np.float64)
+                image = Image.fromarray(np.round(arr * 255.0 / max(arr.max(), 1.0)).astype(np.uint8))
+            return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
         raise BenchError(f"cannot read image {path}: {err}") from None
 
@@ -113,8 +132,9 @@ class Dataset:
         return self.x[split].astype(np.float32) / np.float32(255.0)
 
 
-def split_photos(names: list[str], config: DataConfig, seed: int,
-                 labels: Mapping[str, int] | None = None) -> dict[str, list[str]]:  # fmt: skip
+def split_photos(
+    names: list[str], config: DataConfig, seed: int, labels: Mapping[str, int] | None = None
+) -> dict[str, list[str]]:
     """Assign whole photographs to train/val/test with a seeded permutation of sorted names.
 
     With ``labels`` (one class per photograph, e.g. camera models) the split is made within
@@ -150,8 +170,6 @@ def is_colour(path: Path) -> bool:
 
 def build_dataset(task_spec: Spec, source: ImageSource, config: DataConfig, seed: int, *, key: str = "") -> Dataset:
     """Build the patch dataset of a task on a photograph source (``key``: its cache key, recorded)."""
-    from bench.tasks import TASKS
-
     paths = dict(source.files)
     task = TASKS.create(task_spec, photos=tuple(paths))
     if task.colour_only:
@@ -181,7 +199,9 @@ def build_dataset(task_spec: Spec, source: ImageSource, config: DataConfig, seed
             rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
             groups = [groups[k] for k in np.sort(rng.choice(len(groups), total_cap, replace=False))]
         if not groups:
-            raise BenchError(f"data: no usable {config.patch}x{config.patch} patches in the {split} photographs {photos}")
+            raise BenchError(
+                f"data: no usable {config.patch}x{config.patch} patches in the {split} photographs {photos}"
+            )
         # A manipulation task gives one patch per class at every location (the same scene,
         # differently processed), so a detector must find the processing traces, not the content.
         out["x"][split] = np.stack([patch for _, _, ex in groups for _, patch in ex])
@@ -191,7 +211,7 @@ def build_dataset(task_spec: Spec, source: ImageSource, config: DataConfig, seed
         info["splits"][split] = {
             "photos": photos,
             "locations": len(groups),
-            "patches": int(len(out["y"][split])),
+            "patches": len(out["y"][split]),
             "candidate_locations": candidates,
             "dropped_unchanged": dropped,
             "class_counts": np.bincount(out["y"][split], minlength=len(task.classes)).tolist(),
@@ -209,7 +229,9 @@ def _locations(versions: list[np.ndarray], patch: int, stride: int, min_changed:
     """Grid locations inside every version where each version differs from the first enough."""
     h = min(v.shape[0] for v in versions)
     w = min(v.shape[1] for v in versions)
-    grid = np.array([(i, j) for i in range(0, h - patch + 1, stride) for j in range(0, w - patch + 1, stride)], dtype=np.int64)
+    grid = np.array(
+        [(i, j) for i in range(0, h - patch + 1, stride) for j in range(0, w - patch + 1, stride)], dtype=np.int64
+    )
     if len(grid) == 0:
         return _Locations(grid.reshape(0, 2), 0)
     base = versions[0][:h, :w]

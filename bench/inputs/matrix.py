@@ -15,9 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.attacks import ATTACKS
 from bench.core.config import DataConfig, TrainingConfig, from_table
 from bench.core.errors import BenchError
 from bench.core.registry import Registry, Spec
+from bench.tasks import TASKS
+from defenses import DEFENSES
+from detectors import DETECTORS
 
 REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
 OPTIONAL = ("profile", "description", "data", "training")
@@ -62,7 +66,9 @@ class Matrix:
 
 def builtin_profiles() -> list[str]:
     """Names of the matrices shipped with the package."""
-    return sorted(p.name[: -len(".toml")] for p in resources.files("bench.inputs.matrices").iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name[: -len(".toml")] for p in resources.files("bench.inputs.matrices").iterdir() if p.name.endswith(".toml")
+    )
 
 
 def builtin_matrix_path(profile: str) -> Path:
@@ -95,11 +101,6 @@ def load_matrix(path: str | Path, profile: str | None = None, *, train_only: boo
 
 def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool = False) -> Matrix:
     """Validate a matrix given as a dict (the parsed TOML)."""
-    from bench.attacks import ATTACKS
-    from bench.tasks import TASKS
-    from defenses import DEFENSES
-    from detectors import DETECTORS
-
     for key in doc:
         if key not in REQUIRED + OPTIONAL:
             raise BenchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(REQUIRED + OPTIONAL)}")

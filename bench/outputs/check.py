@@ -25,19 +25,28 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.core.errors import BenchError
 from bench.core.cache import atomic_write_text
+from bench.core.errors import BenchError
 from bench.outputs.formats import Results, load_results
 
 KEYS = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
 METRICS = ["clean_accuracy", "robust_accuracy"]
-BASELINE_COLUMNS = [*KEYS, "n", "seed",
-                    "clean_accuracy", "clean_accuracy_low", "clean_accuracy_high",
-                    "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]  # fmt: skip
+BASELINE_COLUMNS = [
+    *KEYS,
+    "n",
+    "seed",
+    "clean_accuracy",
+    "clean_accuracy_low",
+    "clean_accuracy_high",
+    "robust_accuracy",
+    "robust_accuracy_low",
+    "robust_accuracy_high",
+]
 MIN_EFFECT = 0.05  # 5 percentage points
 ALPHA = 0.05
 
@@ -72,8 +81,10 @@ def baseline_frame(results: Results) -> pd.DataFrame:
     table = results.table
     failed = table[table["error"] != ""]
     if len(failed):
-        raise BenchError(f"{results.folder}: {failed['cell'].nunique() if 'cell' in failed else len(failed)} cells "
-                         "failed; fix them before writing a baseline")  # fmt: skip
+        raise BenchError(
+            f"{results.folder}: {failed['cell'].nunique() if 'cell' in failed else len(failed)} cells "
+            "failed; fix them before writing a baseline"
+        )
     frame = table[BASELINE_COLUMNS].sort_values(KEYS, kind="stable").reset_index(drop=True)
     if frame.duplicated(KEYS).any():
         raise BenchError(f"{results.folder}: duplicate cells in matrix.parquet")
@@ -85,14 +96,18 @@ def write_baseline(results: Results | str | Path, path: str | Path) -> tuple[Pat
     results = results if isinstance(results, Results) else load_results(results)
     frame = baseline_frame(results)
     path = Path(path)
-    meta = {"profile": results.name, "source": str(results.folder),
-            "configuration": results.run.get("configuration", {}), "versions": results.run.get("versions", {})}  # fmt: skip
+    meta = {
+        "profile": results.name,
+        "source": str(results.folder),
+        "configuration": results.run.get("configuration", {}),
+        "versions": results.run.get("versions", {}),
+    }
     atomic_write_text(path, frame.to_csv(index=False))
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return path, path.with_suffix(".json")
 
 
-def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict]:
+def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A baseline CSV and its JSON (empty dict when absent); CannotCompare when unreadable."""
     path = Path(path)
     if not path.is_file():
@@ -114,7 +129,7 @@ def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return frame, meta
 
 
-def _describe(key: tuple) -> str:
+def _describe(key: tuple[Any, ...]) -> str:
     return " | ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key)
 
 
@@ -124,11 +139,17 @@ def fisher_p(k1: int, n1: int, k2: int, n2: int) -> float:
 
     if n1 == 0 or n2 == 0:
         return 1.0
-    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
+    return float(fisher_exact(np.array([[k1, n1 - k1], [k2, n2 - k2]])).pvalue)
 
 
-def compare(baseline: pd.DataFrame, results: Results, *, meta: dict | None = None,
-            min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Comparison:  # fmt: skip
+def compare(
+    baseline: pd.DataFrame,
+    results: Results,
+    *,
+    meta: dict[str, Any] | None = None,
+    min_effect: float = MIN_EFFECT,
+    alpha: float = ALPHA,
+) -> Comparison:
     """Compare a results folder with a baseline frame cell by cell (see the module docstring)."""
     meta = meta or {}
     notes = []
@@ -139,8 +160,10 @@ def compare(baseline: pd.DataFrame, results: Results, *, meta: dict | None = Non
     versions, run_versions = meta.get("versions", {}), results.run.get("versions", {})
     differ = sorted(k for k in set(versions) & set(run_versions) if versions[k] != run_versions[k])
     if differ:
-        notes.append("versions differ from the baseline's: "
-                     + ", ".join(f"{k} {versions[k]} -> {run_versions[k]}" for k in differ))  # fmt: skip
+        notes.append(
+            "versions differ from the baseline's: "
+            + ", ".join(f"{k} {versions[k]} -> {run_versions[k]}" for k in differ)
+        )
     table = results.table
     fresh = table[[*KEYS, "n", "error", *METRICS]].copy()
     baseline = baseline.copy()
@@ -160,29 +183,52 @@ def compare(baseline: pd.DataFrame, results: Results, *, meta: dict | None = Non
     bad_n = merged[(merged["error"].fillna("") == "") & (merged["n"] != merged["n_base"])]
     if len(bad_n):
         r = bad_n.iloc[0]
-        raise CannotCompare(f"n differs ({int(r['n_base'])} in the baseline, {int(r['n'])} now) for "
-                            f"{len(bad_n)} cells, e.g. {_describe(tuple(r[KEYS]))}")  # fmt: skip
+        raise CannotCompare(
+            f"n differs ({int(r['n_base'])} in the baseline, {int(r['n'])} now) for "
+            f"{len(bad_n)} cells, e.g. {_describe(tuple(r[KEYS]))}"
+        )
     rows = []
     for _, r in merged.iterrows():
         for metric in METRICS:
             base, now, n = float(r[f"{metric}_base"]), float(r[metric]), int(r["n_base"])
             if str(r["error"] or ""):
-                rows.append({**{k: r[k] for k in KEYS}, "metric": metric, "n": n, "baseline": base, "now": np.nan,
-                             "change": np.nan, "p_value": np.nan, "status": "error"})  # fmt: skip
+                rows.append(
+                    {
+                        **{k: r[k] for k in KEYS},
+                        "metric": metric,
+                        "n": n,
+                        "baseline": base,
+                        "now": np.nan,
+                        "change": np.nan,
+                        "p_value": np.nan,
+                        "status": "error",
+                    }
+                )
                 continue
             k1, k2 = round(base * n), round(now * n)
             p = fisher_p(k1, n, k2, n) if k1 != k2 else 1.0
             change = (k2 - k1) / n if n else 0.0
             fails = abs(change) >= min_effect - 1e-12 and p < alpha
             status = ("rise" if change > 0 else "drop") if fails else "ok"
-            rows.append({**{k: r[k] for k in KEYS}, "metric": metric, "n": n, "baseline": base, "now": now,
-                         "change": change, "p_value": p, "status": status})  # fmt: skip
+            rows.append(
+                {
+                    **{k: r[k] for k in KEYS},
+                    "metric": metric,
+                    "n": n,
+                    "baseline": base,
+                    "now": now,
+                    "change": change,
+                    "p_value": p,
+                    "status": status,
+                }
+            )
     cells = pd.DataFrame(rows)
     return Comparison(cells, len(merged), notes)
 
 
-def check(results_dir: str | Path, baseline_path: str | Path, *, min_effect: float = MIN_EFFECT,
-          alpha: float = ALPHA) -> Comparison:  # fmt: skip
+def check(
+    results_dir: str | Path, baseline_path: str | Path, *, min_effect: float = MIN_EFFECT, alpha: float = ALPHA
+) -> Comparison:
     """Read both sides and compare them; CannotCompare (a BenchError) when they cannot be."""
     if not 0 < alpha < 1:
         raise BenchError(f"--alpha {alpha:g}: not allowed; a level between 0 and 1")

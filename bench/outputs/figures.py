@@ -27,6 +27,7 @@ epsilon where the models differ most (:func:`bench.outputs.summary.pick_epsilon`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,12 +52,27 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*"]
 _RERUN = "a run writes it when its matrix has a white-box fixed-epsilon Linf attack; rerun to add it"
 
 STYLE = {
-    "font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6, "ytick.labelsize": 6,
-    "legend.fontsize": 6, "legend.title_fontsize": 6, "lines.linewidth": 1.0, "lines.markersize": 3,
-    "axes.linewidth": 0.6, "grid.linewidth": 0.4, "grid.alpha": 0.5, "axes.grid": True,
-    "axes.spines.top": False, "axes.spines.right": False, "pdf.fonttype": 42, "ps.fonttype": 42,
-    "savefig.dpi": 200, "figure.dpi": 100, "font.family": "sans-serif",
-}  # fmt: skip
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "legend.fontsize": 6,
+    "legend.title_fontsize": 6,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 3,
+    "axes.linewidth": 0.6,
+    "grid.linewidth": 0.4,
+    "grid.alpha": 0.5,
+    "axes.grid": True,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "savefig.dpi": 200,
+    "figure.dpi": 100,
+    "font.family": "sans-serif",
+}
 
 
 @dataclass
@@ -76,11 +92,11 @@ def paper_style() -> Iterator[None]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with plt.rc_context(STYLE):
+    with plt.style.context(STYLE):
         yield
 
 
-def _palette(n: int) -> list:
+def _palette(n: int) -> list[Any]:
     import seaborn as sns
 
     return list(sns.color_palette("colorblind", n)) if n <= 10 else list(sns.color_palette("husl", n))
@@ -108,17 +124,19 @@ def curves_figure(table: pd.DataFrame) -> Figure | None:
     ok = ok.sort_values(["_order", "epsilon_255"], kind="stable")
     detectors, defenses = short_labels(list(ok["detector"])), short_labels(list(ok["defense"]))
     attacks = short_labels(list(ok["attack"]))
-    panels = list(dict.fromkeys(zip(ok["task"], ok["attack"])))
-    split = len(detectors) > 1 and len(defenses) > 1 and len(panels) * len(detectors) <= 8
-    panels = [(t, a, d if split else None) for t, a in panels for d in (detectors if split else [None])]
+    pairs = list(dict.fromkeys(zip(ok["task"], ok["attack"])))
+    split = len(detectors) > 1 and len(defenses) > 1 and len(pairs) * len(detectors) <= 8
+    panels = [(t, a, d if split else None) for t, a in pairs for d in (detectors if split else [None])]
     by_defense = len(defenses) > 1  # colour: defence (detector when there is only one defence)
-    colors = dict(zip(defenses, _palette(len(defenses)))) if by_defense else dict(zip(detectors, _palette(len(detectors))))
+    colors = (
+        dict(zip(defenses, _palette(len(defenses)))) if by_defense else dict(zip(detectors, _palette(len(detectors))))
+    )
     markers = dict(zip(detectors, MARKERS * len(detectors)))
     ncols = min(len(panels), 4 if len(panels) != 4 else 2)
     nrows = -(-len(panels) // ncols)
     width = SINGLE if ncols == 1 else DOUBLE
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, 1.55 * nrows + 0.5), squeeze=False, sharex=True, sharey=True)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     several_tasks = len(set(ok["task"])) > 1
     for ax, (task, attack, only) in zip(axes.flat, panels):
@@ -179,25 +197,44 @@ def tradeoff_figure(reference: pd.DataFrame, epsilon: float) -> Figure | None:
     if rows.empty:
         return None
     tasks = list(dict.fromkeys(rows["task"]))
-    detectors, defenses = short_labels(list(rows["detector"])), short_labels(list(rows["defense"]))
+    detectors = short_labels(list(rows["detector"]))
     families = defense_families(list(rows["defense"]))
     family_names = sorted(dict.fromkeys(f for f, _ in families.values()), key=lambda f: f != "none")  # none first
     colors = dict(zip(detectors, _palette(len(detectors))))
     markers = dict(zip(family_names, MARKERS * len(family_names)))
     fig, axes = plt.subplots(1, len(tasks), figsize=(SINGLE if len(tasks) == 1 else DOUBLE, 2.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        here = rows[rows["task"] == task].assign(family=lambda t: [families[d][0] for d in t["defense"]],
-                                                 strength=lambda t: [families[d][1] for d in t["defense"]])  # fmt: skip
+        here = rows[rows["task"] == task].assign(
+            family=lambda t: [families[d][0] for d in t["defense"]],
+            strength=lambda t: [families[d][1] for d in t["defense"]],
+        )
         for (detector, family), g in here.groupby(["detector", "family"], sort=False):
             g = g.sort_values("strength", na_position="first")
-            ax.errorbar(g["clean_accuracy"], g["robust_accuracy"],
-                        yerr=[g["robust_accuracy"] - g["robust_accuracy_low"], g["robust_accuracy_high"] - g["robust_accuracy"]],
-                        color=colors[detector], marker=markers[family], ms=4, lw=0.8 if len(g) > 1 else 0,
-                        elinewidth=0.5, capsize=0, label=None)  # fmt: skip
+            ax.errorbar(
+                g["clean_accuracy"],
+                g["robust_accuracy"],
+                yerr=[
+                    g["robust_accuracy"] - g["robust_accuracy_low"],
+                    g["robust_accuracy_high"] - g["robust_accuracy"],
+                ],
+                color=colors[detector],
+                marker=markers[family],
+                ms=4,
+                lw=0.8 if len(g) > 1 else 0,
+                elinewidth=0.5,
+                capsize=0,
+                label=None,
+            )
             if len(g) > 1:
                 for _, r in g.iterrows():
-                    ax.annotate(f"{r['strength']:g}", (r["clean_accuracy"], r["robust_accuracy"]), fontsize=5,
-                                xytext=(3, 2), textcoords="offset points", color=colors[detector])  # fmt: skip
+                    ax.annotate(
+                        f"{r['strength']:g}",
+                        (r["clean_accuracy"], r["robust_accuracy"]),
+                        fontsize=5,
+                        xytext=(3, 2),
+                        textcoords="offset points",
+                        color=colors[detector],
+                    )
         ax.set_title(f"{task}, $\\epsilon$ = {epsilon:g}/255" if len(tasks) > 1 else f"$\\epsilon$ = {epsilon:g}/255")
         ax.set_xlabel("clean accuracy")
         ax.set_ylabel("robust accuracy")
@@ -225,8 +262,12 @@ def heatmap_figure(reference: pd.DataFrame, epsilon: float) -> Figure | None:
     width = SINGLE if ncol <= 4 and len(tasks) == 1 else DOUBLE
     fig, axes = plt.subplots(len(tasks), 1, figsize=(width, (0.3 * len(detectors) + 1.3) * len(tasks)), squeeze=False)
     for ax, task in zip(axes[:, 0], tasks):
-        grid = rows[rows["task"] == task].pivot_table(index="detector", columns="defense", values="robust_accuracy", sort=False)
-        grid = grid.reindex(index=[d for d in detectors if d in grid.index], columns=[d for d in defenses if d in grid.columns])
+        grid = rows[rows["task"] == task].pivot_table(
+            index="detector", columns="defense", values="robust_accuracy", sort=False
+        )
+        grid = grid.reindex(
+            index=[d for d in detectors if d in grid.index], columns=[d for d in defenses if d in grid.columns]
+        )
         image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             if np.isfinite(v):
@@ -240,7 +281,12 @@ def heatmap_figure(reference: pd.DataFrame, epsilon: float) -> Figure | None:
     return fig
 
 
-def gallery_figure(entries: list[dict], *, per_source: int = 2, max_sources: int = 6) -> Figure | None:
+def _show(image: np.ndarray) -> np.ndarray:
+    """A C x H x W image as matplotlib shows it: H x W x 3 for colour, H x W for grey."""
+    return image.transpose(1, 2, 0) if image.shape[0] == 3 else image[0]
+
+
+def gallery_figure(entries: list[dict[str, Any]], *, per_source: int = 2, max_sources: int = 6) -> Figure | None:
     """Rows of (clean, adversarial, perturbation x amplification) triplets: ``per_source``
     examples of up to ``max_sources`` sources. Each adversarial image is shown at the smallest
     epsilon that fooled the source detector (the largest when none did); titles give the
@@ -268,21 +314,33 @@ def gallery_figure(entries: list[dict], *, per_source: int = 2, max_sources: int
             peak = max(float(np.abs(delta).max()), 1.0)
             amp = 127.5 / peak
             name = classes[label] if label < len(classes) else str(label)
-            show = lambda img: img.transpose(1, 2, 0) if img.shape[0] == 3 else img[0]  # noqa: E731
             cmap = None if x.shape[0] == 3 else "gray"
             cells = [
-                (show(x) / 255.0, f"clean ({name})\np = {a['clean_prob'][k]:.2f}"),
-                (show(adv) / 255.0, f"adv. $\\epsilon$ = {a['epsilon_255'][e]:g}/255\np = {a['adv_prob'][e, k]:.2f}"
-                                    + ("" if wrong.any() else " (not fooled)")),
-                (np.clip(0.5 + show(delta) * amp / 255.0, 0, 1), f"perturbation x{amp:.0f}\n"
-                                                                  f"max {peak:.0f} level{'s' if peak > 1 else ''}"),
-            ]  # fmt: skip
+                (_show(x) / 255.0, f"clean ({name})\np = {a['clean_prob'][k]:.2f}"),
+                (
+                    _show(adv) / 255.0,
+                    f"adv. $\\epsilon$ = {a['epsilon_255'][e]:g}/255\np = {a['adv_prob'][e, k]:.2f}"
+                    + ("" if wrong.any() else " (not fooled)"),
+                ),
+                (
+                    np.clip(0.5 + _show(delta) * amp / 255.0, 0, 1),
+                    f"perturbation x{amp:.0f}\nmax {peak:.0f} level{'s' if peak > 1 else ''}",
+                ),
+            ]
             for c, (img, title) in enumerate(cells):
                 ax = axes[r, 3 * k + c]
                 ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
                 ax.set_title(title, fontsize=5.5, pad=2)
-        axes[r, 0].text(-0.15, 0.5, f"{detectors[entry['detector']]}\n{defenses[entry['defense']]}", rotation=90,
-                        transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=6)  # fmt: skip
+        axes[r, 0].text(
+            -0.15,
+            0.5,
+            f"{detectors[entry['detector']]}\n{defenses[entry['defense']]}",
+            rotation=90,
+            transform=axes[r, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=6,
+        )
     fig.suptitle("p: the detector's probability of the true class", fontsize=6, y=0.995)
     fig.tight_layout(rect=(0.02, 0, 1, 0.98), h_pad=1.0, w_pad=0.3)
     return fig
@@ -301,25 +359,37 @@ def transfer_figure(transfer: pd.DataFrame, epsilon: float) -> Figure | None:
     tasks = list(dict.fromkeys(rows["task"]))
     detectors = short_labels([*rows["source_detector"], *rows["target_detector"]])
     defenses = short_labels([*rows["source_defense"], *rows["target_defense"]])
-    label = lambda d, f: f"{detectors[d]} / {defenses[f]}" if len(set(defenses.values())) > 1 else detectors[d]  # noqa: E731
-    rows = rows.assign(source=[label(d, f) for d, f in zip(rows["source_detector"], rows["source_defense"])],
-                       target=[label(d, f) for d, f in zip(rows["target_detector"], rows["target_defense"])])  # fmt: skip
+    several = len(set(defenses.values())) > 1
+
+    def label(detector: str, defense: str) -> str:
+        return f"{detectors[detector]} / {defenses[defense]}" if several else detectors[detector]
+
+    rows = rows.assign(
+        source=[label(d, f) for d, f in zip(rows["source_detector"], rows["source_defense"])],
+        target=[label(d, f) for d, f in zip(rows["target_detector"], rows["target_defense"])],
+    )
     size = len(set(rows["source"]) | set(rows["target"]))
-    height = (0.28 * size + 1.4)
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(DOUBLE if size > 3 else SINGLE * 1.6, height * len(tasks)), squeeze=False)
+    height = 0.28 * size + 1.4
+    fig, axes = plt.subplots(
+        len(tasks), 2, figsize=(DOUBLE if size > 3 else SINGLE * 1.6, height * len(tasks)), squeeze=False
+    )
     for (left, right), task in zip(axes, tasks):
         here = rows[rows["task"] == task]
         order = list(dict.fromkeys(here["source"]))
         targets = list(dict.fromkeys(here["target"]))
-        for ax, value, title in ((left, "target_accuracy", "target accuracy on adversarial images"),
-                                 (right, "transfer_success_rate", "transfer success rate")):  # fmt: skip
+        for ax, value, title in (
+            (left, "target_accuracy", "target accuracy on adversarial images"),
+            (right, "transfer_success_rate", "transfer success rate"),
+        ):
             grid = here.pivot_table(index="source", columns="target", values=value, sort=False)
             grid = grid.reindex(index=order, columns=targets)
             data = grid.to_numpy(dtype=float)
             ax.imshow(data, vmin=0, vmax=1, cmap="viridis" if value == "target_accuracy" else "magma", aspect="auto")
             for (i, j), v in np.ndenumerate(data):
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5, color="white" if v < 0.6 else "black")
+                    ax.text(
+                        j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5, color="white" if v < 0.6 else "black"
+                    )
             ax.set_xticks(range(len(targets)), targets, rotation=35, ha="right")
             ax.set_yticks(range(len(order)), order if ax is left else [])
             ax.grid(False)
@@ -365,8 +435,9 @@ def min_norm_figure(table: pd.DataFrame, samples: pd.DataFrame) -> Figure | None
     colors = dict(zip(attacks, _palette(len(attacks)), strict=True))
     ncols = min(len(panels), 2)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(DOUBLE if ncols > 1 else SINGLE, 2.0 * nrows + 0.4),
-                             squeeze=False, sharey=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(DOUBLE if ncols > 1 else SINGLE, 2.0 * nrows + 0.4), squeeze=False, sharey=True
+    )
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     flat = samples[(samples["quantized"] == "float") & (samples["postprocess"] == "none")]
@@ -387,8 +458,17 @@ def min_norm_figure(table: pd.DataFrame, samples: pd.DataFrame) -> Figure | None
             marker = "o" if norm == "linf" else "s"
             g = g.sort_values("epsilon_255")
             name = str(attack).split("[")[0]
-            ax.plot(g["epsilon_255"], g["robust_accuracy"], marker, color="black", mfc="none", label=f"{name} sweep ({norm})")
-        title = f"{task} | {detectors[detector]} | {defenses[defense]}" + ("" if gradient == "exact" else f" ({gradient})")
+            ax.plot(
+                g["epsilon_255"],
+                g["robust_accuracy"],
+                marker,
+                color="black",
+                mfc="none",
+                label=f"{name} sweep ({norm})",
+            )
+        title = f"{task} | {detectors[detector]} | {defenses[defense]}" + (
+            "" if gradient == "exact" else f" ({gradient})"
+        )
         ax.set_title(title)
         ax.set_xlim(0, largest * 1.05)
         ax.set_ylim(-0.02, 1.02)
@@ -405,7 +485,7 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
 
     paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
     for path in paths:
-        atomic_write(path, lambda f, p=path: fig.savefig(f, format=p.suffix[1:], bbox_inches="tight", pad_inches=0.02))
+        atomic_write(path, functools.partial(fig.savefig, format=path.suffix[1:], bbox_inches="tight", pad_inches=0.02))
     plt.close(fig)
     return paths
 
@@ -425,17 +505,20 @@ def make_figures(
     report = FigureOutput()
     if not reference.empty:
         report.epsilon = pick_epsilon(reference, epsilon)
-    builders: dict[str, Callable[[], Figure | None | str]] = {
+    builders: dict[str, Callable[[], Figure | str | None]] = {
         "curves": lambda: curves_figure(results.table),
         "tradeoff": lambda: tradeoff_figure(reference, report.epsilon) if report.epsilon is not None else None,
         "heatmap": lambda: heatmap_figure(reference, report.epsilon) if report.epsilon is not None else None,
-        "gallery": lambda: (gallery_figure(results.read_examples()) if results.examples
-                            else f"no examples.npz ({_RERUN})"),
-        "transfer": lambda: (transfer_figure(results.transfer, report.epsilon or 0.0)
-                             if results.transfer is not None and not results.transfer.empty
-                             else f"no transfer.parquet ({_RERUN})"),
+        "gallery": lambda: (
+            gallery_figure(results.read_examples()) if results.examples else f"no examples.npz ({_RERUN})"
+        ),
+        "transfer": lambda: (
+            transfer_figure(results.transfer, report.epsilon or 0.0)
+            if results.transfer is not None and not results.transfer.empty
+            else f"no transfer.parquet ({_RERUN})"
+        ),
         "min-norm-curves": lambda: _min_norm(results),
-    }  # fmt: skip
+    }
     with paper_style():
         for name in only:
             fig = builders[name]()
@@ -448,7 +531,7 @@ def make_figures(
     return report
 
 
-def _min_norm(results: Results) -> Figure | None | str:
+def _min_norm(results: Results) -> Figure | str | None:
     if not results.table["minimum_norm"].astype(bool).any():
         return "no minimum-norm attack in the matrix"
     samples = results.read_samples()

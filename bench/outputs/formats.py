@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.core.cache import atomic_write, atomic_write_text
+from bench.core.cache import atomic_write, atomic_write_npz, atomic_write_text
 from bench.core.errors import BenchError
 
 # columns that older results folders lack, with the value every row of such a folder had
-_DEFAULTS = {
+_DEFAULTS: dict[str, Any] = {
     "gradient": "exact",
     "quantized": "float",
     "postprocess": "none",
@@ -97,7 +97,7 @@ def write_examples(path: Path, entries: list[dict[str, Any]]) -> None:
         for name, value in entry["arrays"].items():
             arrays[f"{i}/{name}"] = value
     arrays["index"] = np.array(json.dumps(index))
-    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write_npz(path, arrays)
 
 
 def read_examples(path: Path) -> list[dict[str, Any]]:
@@ -146,7 +146,7 @@ def load_results(folder: str | Path) -> Results:
         raise BenchError(f"{folder}: no matrix.parquet; not a results folder of `python -m bench run`")
     try:
         table = pd.read_parquet(table_path)
-    except Exception as err:  # any unreadable file is the same one-line error
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise BenchError(f"{table_path}: unreadable ({type(err).__name__})") from None
     for column, value in _DEFAULTS.items():
         if column not in table.columns:
@@ -156,8 +156,10 @@ def load_results(folder: str | Path) -> Results:
         models = pd.read_csv(folder / "models.csv") if (folder / "models.csv").is_file() else None
         run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
         transfer = pd.read_parquet(folder / "transfer.parquet") if (folder / "transfer.parquet").is_file() else None
-    except Exception as err:
-        raise BenchError(f"{folder}: unreadable models.csv, run.json or transfer.parquet ({type(err).__name__})") from None
+    except Exception as err:  # noqa: BLE001 - likewise
+        raise BenchError(
+            f"{folder}: unreadable models.csv, run.json or transfer.parquet ({type(err).__name__})"
+        ) from None
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
     return Results(folder, table, models, run, transfer, examples, samples)

@@ -18,25 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.outputs.figures import FigureOutput, make_figures
-from bench.outputs.latex import TableOutput, accuracy_frame, best_mask, make_tables
 from bench.core.cache import atomic_write_text
+from bench.outputs.figures import FigureOutput, make_figures
 from bench.outputs.formats import Results, load_results
+from bench.outputs.latex import TableOutput, accuracy_frame, best_mask, make_tables
 from bench.outputs.summary import reference_rows, short_labels
 
 CAPTIONS = {
     "curves": "Robust accuracy against the budget (clean accuracy at 0) with 95% Wilson bands, per task and attack "
-              "(input transforms: the attacker's best gradient at each epsilon).",
+    "(input transforms: the attacker's best gradient at each epsilon).",
     "tradeoff": "Clean against robust accuracy (worst case over the attacks) at one budget; lines join a defence "
-                "family's strength sweep.",
+    "family's strength sweep.",
     "heatmap": "Robust accuracy (worst case over the attacks) of every detector x defence at one budget.",
     "gallery": "Clean patch, 8-bit adversarial patch (smallest budget that fooled the detector) and the perturbation "
-               "amplified; p is the detector's probability of the true class.",
+    "amplified; p is the detector's probability of the true class.",
     "transfer": "Adversarial images crafted on a source model (rows) scored on every model of the task (columns): "
-                "accuracy on them, and the share of the source's successes that also fool the target.",
+    "accuracy on them, and the share of the source's successes that also fool the target.",
     "min-norm-curves": "Robust accuracy of each minimum-norm attack as a continuous function of the budget (one "
-                       "unbounded run per cell), beside the PGD sweeps of the same norm at the matrix's epsilons.",
-}  # fmt: skip
+    "unbounded run per cell), beside the PGD sweeps of the same norm at the matrix's epsilons.",
+}
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -73,7 +73,7 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _interval(value: tuple) -> str:
+def _interval(value: tuple[float, float, float]) -> str:
     v, low, high = value
     if not np.isfinite(v):
         return "&ndash;"
@@ -87,13 +87,18 @@ def accuracy_html(frame: pd.DataFrame) -> str:
     bold = {c: best_mask(frame, c) for c in columns}
     head = "".join(f"<th>{'clean' if c == 'clean' else _e(c[2:]) + '/255'}</th>" for c in columns)
     rows = []
-    for i, r in frame.reset_index(drop=True).iterrows():
-        cells = "".join(f"<td>{'<b>' if bold[c][i] else ''}{_interval(r[c])}{'</b>' if bold[c][i] else ''}</td>"
-                        if isinstance(r[c], tuple) else "<td>&ndash;</td>" for c in columns)  # fmt: skip
-        rows.append(f"<tr><td class=name title='{_e(r['detector'])}'>{_e(detectors[r['detector']])}</td>"
-                    f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td>{cells}</tr>")  # fmt: skip
-    return (f"<table><tr><th class=name>detector</th><th class=name>defence</th>{head}</tr>"
-            + "".join(rows) + "</table>")  # fmt: skip
+    for i, (_, r) in enumerate(frame.iterrows()):
+        cells = "".join(
+            f"<td>{'<b>' if bold[c][i] else ''}{_interval(r[c])}{'</b>' if bold[c][i] else ''}</td>"
+            if isinstance(r[c], tuple)
+            else "<td>&ndash;</td>"
+            for c in columns
+        )
+        rows.append(
+            f"<tr><td class=name title='{_e(r['detector'])}'>{_e(detectors[r['detector']])}</td>"
+            f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td>{cells}</tr>"
+        )
+    return f"<table><tr><th class=name>detector</th><th class=name>defence</th>{head}</tr>" + "".join(rows) + "</table>"
 
 
 def flagged_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -106,12 +111,17 @@ def flagged_rows(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     flagged = flagged.assign(variant=flagged["quantized"].astype(str) + "/" + flagged["postprocess"].astype(str))
     keys = ["flags", "task", "detector", "defense", "attack", "gradient"]
-    join = lambda values: ", ".join(dict.fromkeys(values))  # noqa: E731
-    return (flagged.groupby(keys, sort=False, dropna=False)
-            .agg(variants=("variant", join),
-                 epsilons=("epsilon_255", lambda e: ", ".join(f"{v:g}" for v in sorted(set(e)))),
-                 rows=("epsilon_255", "size"), robust_accuracy=("robust_accuracy", "min"))
-            .reset_index())  # fmt: skip
+    join = lambda values: ", ".join(dict.fromkeys(values))
+    return (
+        flagged.groupby(keys, sort=False, dropna=False)
+        .agg(
+            variants=("variant", join),
+            epsilons=("epsilon_255", lambda e: ", ".join(f"{v:g}" for v in sorted(set(e)))),
+            rows=("epsilon_255", "size"),
+            robust_accuracy=("robust_accuracy", "min"),
+        )
+        .reset_index()
+    )
 
 
 def flags_html(table: pd.DataFrame) -> tuple[str, int]:
@@ -128,18 +138,22 @@ def flags_html(table: pd.DataFrame) -> tuple[str, int]:
     labels = {c: short_labels(list(groups[c])) for c in ("detector", "defense", "attack")}
     rows = "".join(
         f"<tr><td class=name>{_e(r['flags'])}</td><td class=name>{_e(r['task'])}</td>"
-        + "".join(f"<td class=name title='{_e(r[c])}'>{_e(labels[c][r[c]])}</td>" for c in ("detector", "defense", "attack"))
+        + "".join(
+            f"<td class=name title='{_e(r[c])}'>{_e(labels[c][r[c]])}</td>" for c in ("detector", "defense", "attack")
+        )
         + f"<td class=name>{_e(r['gradient'])}</td><td class=name>{_e(r['variants'])}</td><td>{_e(r['epsilons'])}</td>"
         f"<td>{r['robust_accuracy']:.3f}</td></tr>"
         for _, r in groups.iterrows()
-    )  # fmt: skip
+    )
     summary = ", ".join(f"<b>{_e(flag)}</b> on {count} rows" for flag, count in counts.items())
-    return (f"<div class=flags id=flags><h2>Flagged rows: {n} of {len(table)}</h2><p>A trust indicator fired: {summary}. "
-            "Read these numbers with care (docs/flags.md explains each flag).</p>"
-            f"<details{' open' if len(groups) <= 15 else ''}><summary>{len(groups)} flagged cells</summary>"
-            "<table><tr><th class=name>flags</th><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
-            "<th class=name>attack</th><th class=name>gradient</th><th class=name>variants</th><th>epsilons</th>"
-            f"<th>lowest robust acc.</th></tr>{rows}</table></details></div>"), n  # fmt: skip
+    return (
+        f"<div class=flags id=flags><h2>Flagged rows: {n} of {len(table)}</h2><p>A trust indicator fired: {summary}. "
+        "Read these numbers with care (docs/flags.md explains each flag).</p>"
+        f"<details{' open' if len(groups) <= 15 else ''}><summary>{len(groups)} flagged cells</summary>"
+        "<table><tr><th class=name>flags</th><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
+        "<th class=name>attack</th><th class=name>gradient</th><th class=name>variants</th><th>epsilons</th>"
+        f"<th>lowest robust acc.</th></tr>{rows}</table></details></div>"
+    ), n
 
 
 def models_html(models: pd.DataFrame) -> str:
@@ -151,9 +165,11 @@ def models_html(models: pd.DataFrame) -> str:
         f"<td>{_interval((r['test_accuracy'], r['test_accuracy_low'], r['test_accuracy_high']))}</td>"
         f"<td>{r['train_seconds']:.0f}</td><td class=name>{_e(r.get('error', '') if pd.notna(r.get('error', '')) else '')}</td></tr>"
         for _, r in models.iterrows()
-    )  # fmt: skip
-    return ("<table><tr><th class=name>task</th><th class=name>detector</th><th class=name>defence</th><th>n</th>"
-            f"<th>clean test accuracy (%)</th><th>training (s)</th><th class=name>error</th></tr>{rows}</table>")  # fmt: skip
+    )
+    return (
+        "<table><tr><th class=name>task</th><th class=name>detector</th><th class=name>defence</th><th>n</th>"
+        f"<th>clean test accuracy (%)</th><th>training (s)</th><th class=name>error</th></tr>{rows}</table>"
+    )
 
 
 def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tuple[str, int]:
@@ -166,17 +182,21 @@ def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tupl
         f"<title>forensic-robustness bench: {_e(results.name)}</title><style>{CSS}</style></head><body>",
         f"<h1>forensic-robustness bench: <code>{_e(results.name)}</code></h1>",
         f"<p>{_e(config.get('description', ''))}</p>",
-        f"<p class=note>Finished {_e(run.get('finished', '?'))} on {_e(run.get('host', {}).get('platform', '?'))}; "
-        f"{_e(results.folder)}. Single-budget figures and tables at &epsilon; = "
-        f"{'' if figures.epsilon is None else f'{figures.epsilon:g}'}/255.</p>",
+        (
+            f"<p class=note>Finished {_e(run.get('finished', '?'))} on {_e(run.get('host', {}).get('platform', '?'))}; "
+            f"{_e(results.folder)}. Single-budget figures and tables at &epsilon; = "
+            f"{'' if figures.epsilon is None else f'{figures.epsilon:g}'}/255.</p>"
+        ),
         flags,
         "<h2>Figures</h2>",
-    ]  # fmt: skip
+    ]
     for name, paths in figures.written.items():
         png = next(p for p in paths if p.suffix == ".png")
-        parts.append(f"<figure id=fig-{name}><img alt='{_e(name)}' src='{data_uri(png)}'>"
-                     f"<figcaption><b>{_e(name)}.</b> {_e(CAPTIONS.get(name, ''))} "
-                     f"<small>({_e(png.with_suffix('.pdf').name)} beside it for print)</small></figcaption></figure>")  # fmt: skip
+        parts.append(
+            f"<figure id=fig-{name}><img alt='{_e(name)}' src='{data_uri(png)}'>"
+            f"<figcaption><b>{_e(name)}.</b> {_e(CAPTIONS.get(name, ''))} "
+            f"<small>({_e(png.with_suffix('.pdf').name)} beside it for print)</small></figcaption></figure>"
+        )
     for name, why in figures.skipped.items():
         parts.append(f"<p class=note>No {_e(name)} figure: {_e(why)}.</p>")
     parts.append("<h2>Tables</h2>")
@@ -185,22 +205,29 @@ def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tupl
         if reference.empty or reference["norm"].iloc[0] != norm:
             continue
         for task in dict.fromkeys(reference["task"]):
-            parts.append(f"<h3>{_e(task)}, {'L&infin;' if norm == 'linf' else 'L2'}: clean and robust accuracy (%), "
-                         "worst case per patch over the attacks, 95% Wilson interval</h3>")  # fmt: skip
+            parts.append(
+                f"<h3>{_e(task)}, {'L&infin;' if norm == 'linf' else 'L2'}: clean and robust accuracy (%), "
+                "worst case per patch over the attacks, 95% Wilson interval</h3>"
+            )
             parts.append(accuracy_html(accuracy_frame(reference, task)))
     if results.models is not None and len(results.models):
         parts += ["<h3>Models: clean accuracy on the whole held-out test split</h3>", models_html(results.models)]
     if tables.written:
-        parts.append("<p class=note>LaTeX versions: " + ", ".join(_e(p.name) for p in tables.written) + " in tables/.</p>")
+        parts.append(
+            "<p class=note>LaTeX versions: " + ", ".join(_e(p.name) for p in tables.written) + " in tables/.</p>"
+        )
     parts += [
         "<h2>Run</h2><h3>Versions</h3><table>",
-        "".join(f"<tr><td class=name>{_e(k)}</td><td class=name>{_e(v)}</td></tr>" for k, v in run.get("versions", {}).items()),
+        "".join(
+            f"<tr><td class=name>{_e(k)}</td><td class=name>{_e(v)}</td></tr>"
+            for k, v in run.get("versions", {}).items()
+        ),
         "</table><h3>Configuration</h3>",
         f"<pre>{_e(json.dumps(config, indent=2))}</pre>",
         "<h3>Host, statistics and timings</h3>",
         f"<pre>{_e(json.dumps({k: run.get(k) for k in ('host', 'images', 'stats', 'timings')}, indent=2))}</pre>",
         "</body></html>",
-    ]  # fmt: skip
+    ]
     return "\n".join(parts), n_flagged
 
 

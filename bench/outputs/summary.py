@@ -75,18 +75,20 @@ def defense_families(defenses: list[str]) -> dict[str, tuple[str, float | None]]
     families: dict[str, list[str]] = {}
     for text, (name, params) in parsed.items():
         same = [p for m, p in parsed.values() if m == name]
-        fixed = sorted(k for k in params
-                       if len({p.get(k) for p in same}) > 1 and _number(params[k]) is None)  # fmt: skip
+        fixed = sorted(k for k in params if len({p.get(k) for p in same}) > 1 and _number(params[k]) is None)
         family = f"{name}[{','.join(f'{k}={params[k]}' for k in fixed)}]" if fixed else name
         families.setdefault(family, []).append(text)
     out: dict[str, tuple[str, float | None]] = {}
     for family, members in families.items():
-        params = [parsed[m][1] for m in members]
-        varying = [k for k in params[0]
-                   if len({p.get(k) for p in params}) > 1 and all(_number(p.get(k)) is not None for p in params)]  # fmt: skip
+        values = [parsed[m][1] for m in members]
+        varying = [
+            k
+            for k in values[0]
+            if len({v.get(k) for v in values}) > 1 and all(_number(v.get(k)) is not None for v in values)
+        ]
         key = next((k for k in STRENGTH_KEYS if k in varying), varying[0] if varying else None)
-        for member, p in zip(members, params):
-            out[member] = (family, _number(p.get(key)) if key and len(members) > 1 else None)
+        for member, v in zip(members, values):
+            out[member] = (family, _number(v.get(key)) if key and len(members) > 1 else None)
     return out
 
 
@@ -99,11 +101,12 @@ def pick_epsilon(reference: pd.DataFrame, epsilon: float | None = None) -> float
         raise BenchError("the results hold no successful rows; nothing to plot")
     if epsilon is not None:
         if not any(np.isclose(epsilon, e) for e in eps):
-            raise BenchError(f"--epsilon {epsilon:g}: not an epsilon of these results; allowed: "
-                             f"{', '.join(f'{e:g}' for e in eps)}")  # fmt: skip
+            raise BenchError(
+                f"--epsilon {epsilon:g}: not an epsilon of these results; allowed: {', '.join(f'{e:g}' for e in eps)}"
+            )
         return next(e for e in eps if np.isclose(epsilon, e))
     spread = reference.groupby("epsilon_255")["robust_accuracy"].std(ddof=0).reindex(eps).fillna(0.0)
-    return float(spread.idxmax())
+    return float(eps[int(np.argmax(spread.to_numpy()))])
 
 
 def model_label(row: pd.Series | dict[str, Any], detectors: dict[str, str], defenses: dict[str, str]) -> str:

@@ -75,35 +75,81 @@ def cell_tables(
             robust = adv_correct[k]
             flipped = clean & ~robust
             robust_acc, low, high = rate(robust)
-            tpr, tnr = ((rate(robust[y == positive]), rate(robust[y != positive])) if positive is not None
-                        else ((np.nan,) * 3, (np.nan,) * 3))  # fmt: skip
+            tpr, tnr = (
+                (rate(robust[y == positive]), rate(robust[y != positive]))
+                if positive is not None
+                else ((np.nan,) * 3, (np.nan,) * 3)
+            )
             queries = float(result.queries[k]) if result.queries is not None else float("nan")
-            rows.append({
-                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-                "attack": str(spec), "gradient": cell.gradient, "library": attack.library, "norm": result.norm,
-                "threat": attack.threat, "minimum_norm": attack.minimum_norm,
-                "quantized": variant.quantized, "postprocess": variant.postprocess,
-                "epsilon": float(eps), "epsilon_255": float(eps_255[k]), "n": len(robust),
-                "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
-                "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
-                "tpr": tpr[0], "tpr_low": tpr[1], "tpr_high": tpr[2], "tnr": tnr[0], "tnr_low": tnr[1], "tnr_high": tnr[2],
-                "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
-                "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
-                "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
-                "attacked": int(result.attacked[k]), "queries": queries,
-                "query_budget": float(budget) if budget is not None else float("nan"), "seconds": float(result.seconds[k]),
-                "train_seconds": trained.meta.seconds, "seed": seed, "cell": cell.key, "model": cell.model_key, "error": "",
-            })  # fmt: skip
-            samples.append(pd.DataFrame({
-                "task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-                "attack": str(spec), "gradient": cell.gradient, "norm": result.norm,
-                "quantized": variant.quantized, "postprocess": variant.postprocess,
-                "epsilon": float(eps), "epsilon_255": float(eps_255[k]),
-                "sample": indices, "source": sources, "label": y, "clean_pred": variant.clean_pred,
-                "adv_pred": variant.adv_pred[k], "clean_correct": clean, "adv_correct": robust,
-                "linf": variant.linf[k].astype(np.float64), "l2": variant.l2[k].astype(np.float64),
-                "min_norm": min_norm, "cell": cell.key,
-            }))  # fmt: skip
+            rows.append(
+                {
+                    "task": str(job.task),
+                    "detector": str(job.detector),
+                    "defense": str(job.defense),
+                    "attack": str(spec),
+                    "gradient": cell.gradient,
+                    "library": attack.library,
+                    "norm": result.norm,
+                    "threat": attack.threat,
+                    "minimum_norm": attack.minimum_norm,
+                    "quantized": variant.quantized,
+                    "postprocess": variant.postprocess,
+                    "epsilon": float(eps),
+                    "epsilon_255": float(eps_255[k]),
+                    "n": len(robust),
+                    "clean_accuracy": clean_acc,
+                    "clean_accuracy_low": clean_low,
+                    "clean_accuracy_high": clean_high,
+                    "robust_accuracy": robust_acc,
+                    "robust_accuracy_low": low,
+                    "robust_accuracy_high": high,
+                    "tpr": tpr[0],
+                    "tpr_low": tpr[1],
+                    "tpr_high": tpr[2],
+                    "tnr": tnr[0],
+                    "tnr_low": tnr[1],
+                    "tnr_high": tnr[2],
+                    "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
+                    "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
+                    "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
+                    "attacked": int(result.attacked[k]),
+                    "queries": queries,
+                    "query_budget": float(budget) if budget is not None else float("nan"),
+                    "seconds": float(result.seconds[k]),
+                    "train_seconds": trained.meta.seconds,
+                    "seed": seed,
+                    "cell": cell.key,
+                    "model": cell.model_key,
+                    "error": "",
+                }
+            )
+            samples.append(
+                pd.DataFrame(
+                    {
+                        "task": str(job.task),
+                        "detector": str(job.detector),
+                        "defense": str(job.defense),
+                        "attack": str(spec),
+                        "gradient": cell.gradient,
+                        "norm": result.norm,
+                        "quantized": variant.quantized,
+                        "postprocess": variant.postprocess,
+                        "epsilon": float(eps),
+                        "epsilon_255": float(eps_255[k]),
+                        "sample": indices,
+                        "source": sources,
+                        "label": y,
+                        "clean_pred": variant.clean_pred,
+                        "adv_pred": variant.adv_pred[k],
+                        "clean_correct": clean,
+                        "adv_correct": robust,
+                        "linf": variant.linf[k].astype(np.float64),
+                        "l2": variant.l2[k].astype(np.float64),
+                        "min_norm": min_norm,
+                        "cell": cell.key,
+                    }
+                )
+            )
     return conform(pd.DataFrame(rows), MATRIX_COLUMNS), conform(pd.concat(samples), SAMPLE_COLUMNS)
 
 
@@ -132,13 +178,15 @@ def compute_cell(
     scored = variants(model, result, repr(attack))
     sources = dataset.source["test"][indices]
     classes = dataset.info["classes"]
-    rows, samples = cell_tables(cell, spec, result, scored, indices, sources, trained, matrix.seed, classes,
-                                matrix.epsilons_255)  # fmt: skip
+    rows, samples = cell_tables(
+        cell, spec, result, scored, indices, sources, trained, matrix.seed, classes, matrix.epsilons_255
+    )
     return rows, samples, cell_images(model, result, indices, matrix.epsilons_255) if cell.keeps_images else None
 
 
-def cell_images(model: nn.Module, result: AttackResult, indices: np.ndarray,
-                eps_255: tuple[float, ...]) -> dict[str, np.ndarray]:  # fmt: skip
+def cell_images(
+    model: nn.Module, result: AttackResult, indices: np.ndarray, eps_255: tuple[float, ...]
+) -> dict[str, np.ndarray]:
     """A cell's images as published: the clean patches and the 8-bit adversarial images.
 
     Keys: ``sample`` (test-split indices, N), ``label`` (N), ``epsilon_255`` (E), ``x`` (uint8,

@@ -41,23 +41,46 @@ def ensemble_rows(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[str
         robust = outcome["adv_correct"].to_numpy()
         labels = outcome["label"].to_numpy()
         flipped = clean & ~robust
-        pos = positive.get(fields["task"])
+        pos = positive.get(str(fields["task"]))
         nan3 = (np.nan, np.nan, np.nan)
         tpr = rate(robust[labels == pos]) if pos is not None else nan3
         tnr = rate(robust[labels != pos]) if pos is not None else nan3
         clean_acc, clean_low, clean_high = rate(clean)
         robust_acc, low, high = rate(robust)
-        out.append({
-            **fields, "attack": "ensemble", "gradient": "any", "library": "ensemble", "threat": "ensemble",
-            "minimum_norm": False, "epsilon": float(group["epsilon"].iloc[0]), "n": len(robust),
-            "clean_accuracy": clean_acc, "clean_accuracy_low": clean_low, "clean_accuracy_high": clean_high,
-            "robust_accuracy": robust_acc, "robust_accuracy_low": low, "robust_accuracy_high": high,
-            "tpr": tpr[0], "tpr_low": tpr[1], "tpr_high": tpr[2], "tnr": tnr[0], "tnr_low": tnr[1], "tnr_high": tnr[2],
-            "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else np.nan,
-            "perturbation_linf_max": float(group["perturbation_linf_max"].max()), "perturbation_l2_mean": np.nan,
-            "attacked": int(group["attacked"].max()), "queries": np.nan, "query_budget": np.nan,
-            "seconds": float(group["seconds"].sum()), "train_seconds": float(group["train_seconds"].iloc[0]),
-            "seed": int(group["seed"].iloc[0]), "cell": digest("ensemble", sorted(group["cell"])),
-            "model": str(group["model"].iloc[0]), "error": "",
-        })  # fmt: skip
+        out.append(
+            {
+                **fields,
+                "attack": "ensemble",
+                "gradient": "any",
+                "library": "ensemble",
+                "threat": "ensemble",
+                "minimum_norm": False,
+                "epsilon": float(group["epsilon"].iloc[0]),
+                "n": len(robust),
+                "clean_accuracy": clean_acc,
+                "clean_accuracy_low": clean_low,
+                "clean_accuracy_high": clean_high,
+                "robust_accuracy": robust_acc,
+                "robust_accuracy_low": low,
+                "robust_accuracy_high": high,
+                "tpr": tpr[0],
+                "tpr_low": tpr[1],
+                "tpr_high": tpr[2],
+                "tnr": tnr[0],
+                "tnr_low": tnr[1],
+                "tnr_high": tnr[2],
+                "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else np.nan,
+                "perturbation_linf_max": float(group["perturbation_linf_max"].max()),
+                "perturbation_l2_mean": np.nan,
+                "attacked": int(group["attacked"].max()),
+                "queries": np.nan,
+                "query_budget": np.nan,
+                "seconds": float(group["seconds"].sum()),
+                "train_seconds": float(group["train_seconds"].iloc[0]),
+                "seed": int(group["seed"].iloc[0]),
+                "cell": digest("ensemble", sorted(group["cell"])),
+                "model": str(group["model"].iloc[0]),
+                "error": "",
+            }
+        )
     return conform(pd.DataFrame(out), MATRIX_COLUMNS)

@@ -37,6 +37,7 @@ from bench.run.tables import Tables, assemble, model_row
 from bench.run.training import TrainedModel, build_detector, train
 from bench.run.transfer import example_entry, transfer_rows
 from defenses import create_defense, is_input_transform
+from detectors import create_detector
 
 if TYPE_CHECKING:
     from torch import nn
@@ -249,8 +250,10 @@ class Runner:
         cached = self.store.model_meta(job.key) is not None
         self.progress(f"model {job.label}: {'cached' if cached else 'training'}")
         try:
-            trained = obtain_model(job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}"))
-        except Exception as err:  # a failed model fails its cells, not the run
+            trained = obtain_model(
+                job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}")
+            )
+        except Exception as err:  # noqa: BLE001 - a failed model fails its cells, not the run
             self.stats["models_failed"] += 1
             self.models[job.label] = model_row(job, None, False, describe(err))
             self.progress(f"model {job.label}: FAILED {describe(err)}")
@@ -279,7 +282,7 @@ class Runner:
         start = time.perf_counter()
         try:
             rows, samples, images = compute_cell(cell, self.matrix, dataset, trained)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not a failed run
             self.rows[cell.key] = error_rows(cell, self.matrix, describe(err))
             self.stats["cells_failed"] += 1
             self.progress(f"{counter} {cell.label}: FAILED {describe(err)}")
@@ -322,7 +325,7 @@ class Runner:
             if numbers is None:
                 try:
                     numbers = self._probe_numbers(probe, loaded)
-                except Exception as err:  # a failed probe leaves its flags silent, not the run failed
+                except Exception as err:  # noqa: BLE001 - a failed probe leaves its flags silent, not the run failed
                     rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
                     self.progress(f"probe {job.label} ({probe.gradient}): FAILED {rows[-1]['error']}")
                     continue
@@ -357,7 +360,7 @@ class Runner:
         error here is reported and leaves the run's cells and exit status alone."""
         try:
             self._transfer_stage(plan)
-        except Exception as err:  # the cells' tables are already written; the stage is extra
+        except Exception as err:  # noqa: BLE001 - the cells' tables are already written; the stage is extra
             self.stats["transfer_failed"] = 1
             self.progress(f"transfer: FAILED {type(err).__name__}: {err}")
 
@@ -415,8 +418,6 @@ class Runner:
 
     def _stored_model(self, job: ModelJob, in_channels: int, num_classes: int) -> nn.Module | None:
         """A target model from the store (None when it is not there: its training failed)."""
-        from detectors import create_detector
-
         if self.store.model_meta(job.key) is None:
             return None
         return self.store.load_weights(
@@ -426,8 +427,13 @@ class Runner:
     # -- outputs -------------------------------------------------------------------------------
     def tables(self) -> Tables:
         """The tables of everything finished so far."""
-        return assemble(list(self.rows.values()), list(self.samples.values()), list(self.models.values()),
-                        self.probes, self.datasets)  # fmt: skip
+        return assemble(
+            list(self.rows.values()),
+            list(self.samples.values()),
+            list(self.models.values()),
+            self.probes,
+            self.datasets,
+        )
 
     def _write_tables(self) -> Tables:
         tables = self.tables()
@@ -443,7 +449,11 @@ class Runner:
             "profile": self.matrix.profile,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": versions(),
-            "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "host": {
+                "platform": platform.platform(),
+                "cpu_count": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+            },
             "configuration": self.matrix.to_dict(),
             "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
             "datasets": self.datasets,

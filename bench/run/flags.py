@@ -138,8 +138,10 @@ def libraries_disagree(table: pd.DataFrame) -> pd.Series:
     foolbox = rows[rows["library"] == "foolbox"].set_index([*GROUP, "variant"])
     cols = ["robust_accuracy_low", "robust_accuracy_high"]
     pairs = art[cols].add_suffix("_art").join(foolbox[cols].add_suffix("_fb"), how="inner")
-    apart = pairs[(pairs["robust_accuracy_high_art"] < pairs["robust_accuracy_low_fb"])
-                  | (pairs["robust_accuracy_high_fb"] < pairs["robust_accuracy_low_art"])]  # fmt: skip
+    apart = pairs[
+        (pairs["robust_accuracy_high_art"] < pairs["robust_accuracy_low_fb"])
+        | (pairs["robust_accuracy_high_fb"] < pairs["robust_accuracy_low_art"])
+    ]
     if apart.empty:
         return out
     keys = set(apart.index)

@@ -14,7 +14,9 @@ the post-processed clean image and the post-processed adversarial image.
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,14 +45,15 @@ class Variant:
 
     def adv_correct(self, y: np.ndarray) -> np.ndarray:
         """(E, N): right on the variant's clean image and on its adversarial image."""
-        return (self.clean_pred == y)[None] & (self.adv_pred == y[None])
+        correct: np.ndarray = (self.clean_pred == y)[None] & (self.adv_pred == y[None])
+        return correct
 
 
 def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     """JPEG-compress and decode float images (N, C, H, W) on the 8-bit grid; C is 1 or 3."""
     from PIL import Image
 
-    out = np.empty_like(images, dtype=np.float32)
+    out: np.ndarray = np.empty_like(images, dtype=np.float32)
     for i, image in enumerate(images):
         pixels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
         pil = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
@@ -63,11 +66,17 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
 
 def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-sample: whether two stacks of images differ anywhere."""
-    return (a != b).reshape(len(a), -1).any(axis=1)
+    changed: np.ndarray = (a != b).reshape(len(a), -1).any(axis=1)
+    return changed
 
 
-def _score_stack(model: nn.Module, stack: np.ndarray, base: np.ndarray, base_pred: np.ndarray,
-                 transform: object = None) -> np.ndarray:  # fmt: skip
+def _score_stack(
+    model: nn.Module,
+    stack: np.ndarray,
+    base: np.ndarray,
+    base_pred: np.ndarray,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """Predictions on (E, N, ...) images that mostly repeat ``base`` or the previous epsilon's image.
 
     A sweep stores, at a larger epsilon, the very image found at a smaller one for every sample
@@ -98,9 +107,11 @@ def variants(model: nn.Module, result: AttackResult, who: str) -> list[Variant]:
             raise AttackBudgetError(f"{who}: an 8-bit adversarial image left its budget at eps={e:.6g}")
     delta = (quantized - x[None]).reshape(len(eps), len(x), -1).astype(np.float64)
     linf, l2 = np.abs(delta).max(axis=2), np.sqrt((delta * delta).sum(axis=2))
-    out.append(Variant("uint8", "none", result.clean_pred, _score_stack(model, quantized, x, result.clean_pred), linf, l2))
+    out.append(
+        Variant("uint8", "none", result.clean_pred, _score_stack(model, quantized, x, result.clean_pred), linf, l2)
+    )
     for quality in JPEG_QUALITIES:
         clean_pred = predict(model, jpeg(x, quality))
-        adv_pred = _score_stack(model, quantized, x, clean_pred, lambda images, q=quality: jpeg(images, q))
+        adv_pred = _score_stack(model, quantized, x, clean_pred, functools.partial(jpeg, quality=quality))
         out.append(Variant("uint8", f"jpeg{quality}", clean_pred, adv_pred, linf, l2))
     return out

@@ -42,6 +42,7 @@ STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two g
 STEPS = 32  # STEPS x STEP = UNBOUNDED_EPS: the whole ball is reachable; a sample stops once fooled
 BATCH = 500
 
+
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample logit margin max_{j != y} z_j - z_y: positive exactly when the sample is misclassified."""
     import torch
@@ -51,8 +52,16 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return others.max(dim=1).values - true
 
 
-def margin_pgd(model: nn.Module, x: np.ndarray, y: np.ndarray, *, steps: int = STEPS, step: float = STEP,
-               eps: float = UNBOUNDED_EPS, surrogate: nn.Module | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def margin_pgd(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    steps: int = STEPS,
+    step: float = STEP,
+    eps: float = UNBOUNDED_EPS,
+    surrogate: nn.Module | None = None,
+) -> dict[str, np.ndarray]:
     """Linf PGD on the margin from the clean images, judged on ``model``, per sample.
 
     Steps of ``step`` (sign of the gradient) projected on the ``eps`` ball and [0, 1]; a sample
@@ -142,8 +151,11 @@ def probe_model(
         "unbounded_eps": UNBOUNDED_EPS,
         "unbounded_steps": STEPS,
     }
-    for name, flags in (("zero_gradient_share", zero), ("unbounded_robust_accuracy", robust),
-                        ("loss_not_increasing_share", ~rose)):  # fmt: skip
+    for name, flags in (
+        ("zero_gradient_share", zero),
+        ("unbounded_robust_accuracy", robust),
+        ("loss_not_increasing_share", ~rose),
+    ):
         value, low, high = rate(flags)
         out.update({name: value, f"{name}_low": low, f"{name}_high": high})
     out["seconds"] = time.perf_counter() - start

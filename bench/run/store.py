@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench.core.cache import atomic_write, atomic_write_text
+from bench.core.cache import atomic_write, atomic_write_npz, atomic_write_text
 from bench.inputs.data import SPLITS, Dataset
 from bench.run.scoring import Scores
 from bench.run.training import ModelMeta
@@ -72,13 +72,13 @@ class Store:
         arrays = {f"{s}_{k}": getattr(dataset, k)[s] for s in SPLITS for k in _PARTS}
         arrays["info"] = np.array(json.dumps(dataset.info))
         path = self._dataset_path(dataset.key)
-        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        atomic_write_npz(path, arrays)
         atomic_write_text(path.with_suffix(".json"), json.dumps(dataset.info, indent=1))
 
     def dataset_info(self, key: str) -> dict[str, Any] | None:
         """The description of a cached dataset (splits, photos, counts) without its patches."""
         path = self._dataset_path(key).with_suffix(".json")
-        return json.loads(path.read_text()) if path.is_file() else None  # type: ignore[no-any-return]
+        return json.loads(path.read_text()) if path.is_file() else None
 
     # -- models --------------------------------------------------------------------------------
     def _model_paths(self, key: str) -> tuple[Path, Path]:
@@ -130,8 +130,7 @@ class Store:
         """Store a finished cell; the rows file is written last and marks completion."""
         rows, samples, images = self._cell_paths(cell.key)
         if output.images is not None:
-            kept = output.images
-            atomic_write(images, lambda f: np.savez_compressed(f, **kept))
+            atomic_write_npz(images, output.images)
         atomic_write(samples, lambda f: output.samples.to_parquet(f, index=False))
         atomic_write(rows, lambda f: output.rows.to_parquet(f, index=False))
 
@@ -150,7 +149,7 @@ class Store:
     def probe(self, key: str) -> dict[str, Any] | None:
         """A model's cached probe numbers, or None."""
         path = self.root / "probes" / f"{key}.json"
-        return json.loads(path.read_text()) if path.is_file() else None  # type: ignore[no-any-return]
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def put_probe(self, key: str, numbers: dict[str, Any]) -> None:
         atomic_write_text(self.root / "probes" / f"{key}.json", json.dumps(numbers, indent=1))
@@ -164,5 +163,4 @@ class Store:
             return Scores(**{f.name: z[f.name] for f in dataclasses.fields(Scores)})
 
     def put_pair(self, key: str, scores: Scores) -> None:
-        arrays = dataclasses.asdict(scores)
-        atomic_write(self.root / "transfer" / f"{key}.npz", lambda f: np.savez_compressed(f, **arrays))
+        atomic_write_npz(self.root / "transfer" / f"{key}.npz", dataclasses.asdict(scores))

@@ -82,6 +82,6 @@ def assemble(
     frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
     splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}
     val_n = frame["task"].map(lambda t: (splits.get(t, {}).get("val") or {}).get("patches", 0)).astype(float)
-    low, high = wilson_arrays(np.rint(frame["val_accuracy"].astype(float) * val_n), val_n)
+    low, high = wilson_arrays(np.rint(frame["val_accuracy"].to_numpy(dtype=float) * val_n), val_n.to_numpy())
     frame = frame.assign(val_accuracy_low=low, val_accuracy_high=high)
     return Tables(table, per_sample, conform(frame, MODEL_COLUMNS), probes)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.core.inference import predict
+from defenses import create_defense
+from detectors import apply_constraints, create_detector
 
 if TYPE_CHECKING:
     from torch import nn
@@ -48,11 +50,9 @@ class TrainedModel:
 
 def build_detector(spec: Spec, dataset: Dataset) -> nn.Module:
     """Instantiate a detector for the channels and classes of a dataset."""
-    from detectors import create_detector
-
-    return create_detector(
-        spec, in_channels=int(dataset.x["train"].shape[1]), num_classes=len(dataset.info["classes"])
-    )
+    channels, classes = int(dataset.x["train"].shape[1]), len(dataset.info["classes"])
+    model: nn.Module = create_detector(spec, in_channels=channels, num_classes=classes)
+    return model
 
 
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
@@ -76,9 +76,6 @@ def train(
     """
     import torch
 
-    from defenses import create_defense
-    from detectors import apply_constraints
-
     torch.manual_seed(seed)  # the detector's initial weights
     model = build_detector(detector, dataset)
     generator = torch.Generator().manual_seed(seed)
@@ -92,7 +89,9 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = (len(x_train) + config.batch_size - 1) // config.batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+    )
     history: list[dict[str, Any]] = []
     best_state, best_val = copy.deepcopy(model.state_dict()), -1.0
     start = time.perf_counter()
@@ -116,8 +115,14 @@ def train(
             apply_constraints(model)
             total_loss += float(loss.detach()) * len(idx)
         val = accuracy(model, x_val, y_val)
-        history.append({"epoch": epoch + 1, "loss": total_loss / len(x_train), "val_accuracy": val,
-                        "seconds": time.perf_counter() - start})  # fmt: skip
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total_loss / len(x_train),
+                "val_accuracy": val,
+                "seconds": time.perf_counter() - start,
+            }
+        )
         log(f"epoch {epoch + 1}/{config.epochs}: loss {total_loss / len(x_train):.4f}, val accuracy {val:.3f}")
         if val >= best_val:  # ties go to the later, more annealed epoch
             best_val, best_state = val, copy.deepcopy(model.state_dict())

@@ -38,18 +38,33 @@ def transfer_rows(
         eligible = fooled & clean_ok
         acc, low, high = rate(adv_ok)
         success, s_low, s_high = rate(~adv_ok[eligible])
-        rows.append({
-            "task": str(source.model.task), "source_detector": str(source.model.detector),
-            "source_defense": str(source.model.defense), "target_detector": str(target.detector),
-            "target_defense": str(target.defense), "attack": str(source.attack), "white_box": target.key == source.model_key,
-            "epsilon_255": float(e), "n": len(label),
-            "target_clean_accuracy": clean_acc, "target_clean_accuracy_low": clean_low, "target_clean_accuracy_high": clean_high,
-            "target_accuracy": acc, "target_accuracy_low": low, "target_accuracy_high": high,
-            "target_robust_accuracy": float((clean_ok & adv_ok).mean()) if len(label) else float("nan"),
-            "source_fooled": int(fooled.sum()), "transfer_n": int(eligible.sum()),
-            "transfer_success_rate": success, "transfer_success_rate_low": s_low, "transfer_success_rate_high": s_high,
-            "source_cell": source.key, "target_model": target.key,
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": str(source.model.task),
+                "source_detector": str(source.model.detector),
+                "source_defense": str(source.model.defense),
+                "target_detector": str(target.detector),
+                "target_defense": str(target.defense),
+                "attack": str(source.attack),
+                "white_box": target.key == source.model_key,
+                "epsilon_255": float(e),
+                "n": len(label),
+                "target_clean_accuracy": clean_acc,
+                "target_clean_accuracy_low": clean_low,
+                "target_clean_accuracy_high": clean_high,
+                "target_accuracy": acc,
+                "target_accuracy_low": low,
+                "target_accuracy_high": high,
+                "target_robust_accuracy": float((clean_ok & adv_ok).mean()) if len(label) else float("nan"),
+                "source_fooled": int(fooled.sum()),
+                "transfer_n": int(eligible.sum()),
+                "transfer_success_rate": success,
+                "transfer_success_rate_low": s_low,
+                "transfer_success_rate_high": s_high,
+                "source_cell": source.key,
+                "target_model": target.key,
+            }
+        )
     return rows
 
 
@@ -62,8 +77,10 @@ def pick_examples(label: np.ndarray, x: np.ndarray, own: Scores, k: int = EXAMPL
     wrong = own.adv_pred != label  # (E, N)
     fooled_at = np.where(wrong.any(axis=0), wrong.argmax(axis=0), len(wrong))
     texture = x.reshape(len(x), -1).astype(np.float64).std(axis=1)
-    queues = {c: sorted(np.flatnonzero(clean_ok & (label == c)), key=lambda i: (fooled_at[i], -texture[i], i))
-              for c in np.unique(label)}  # fmt: skip
+    queues = {
+        c: sorted(np.flatnonzero(clean_ok & (label == c)), key=lambda i: (fooled_at[i], -texture[i], i))
+        for c in np.unique(label)
+    }
     picked: list[int] = []
     while len(picked) < k and any(queues.values()):
         for c in list(queues):

@@ -44,7 +44,9 @@ from bench.run.training import train
 from defenses import is_input_transform
 
 if TYPE_CHECKING:
-    from bench.attacks.base import AttackResult
+    from torch import nn
+
+    from bench.attacks.base import Attack, AttackResult
     from bench.core.registry import Spec
     from bench.inputs.matrix import Matrix
 
@@ -54,14 +56,16 @@ SHAPE_TOLERANCE = 0.05  # same shape: largest difference after the best norm sca
 NORM_SCALES = 2.0 ** np.linspace(-1.0, 1.0, 41)  # rescalings of the minimum norms tried, 1/2 to 2
 
 
-def _timed(fn: Callable[[], Any], repeats: int = REPEATS) -> tuple[Any, float]:
-    """``fn``'s output and its best wall time of ``repeats`` runs (the attacks are seeded, so every
-    run gives the same output; the best of a few runs is the usual guard against a one-off stall
-    of a shared machine, and the first run also pays one-off warm-up costs)."""
+def _timed(
+    attack: Attack, model: nn.Module, x: np.ndarray, y: np.ndarray, eps: tuple[float, ...], seed: int
+) -> tuple[AttackResult, float]:
+    """The attack's result and its best wall time of :data:`REPEATS` runs (the attacks are seeded, so
+    every run gives the same result; the best of a few runs is the usual guard against a one-off
+    stall of a shared machine, and the first run also pays one-off warm-up costs)."""
     best = np.inf
-    for _ in range(repeats):
+    for _ in range(REPEATS):
         start = time.perf_counter()
-        out = fn()
+        out = attack(model, x, y, eps, seed=seed)
         best = min(best, time.perf_counter() - start)
     return out, best
 
@@ -94,39 +98,72 @@ def measure_costs(
         idx = attacked_subset(dataset, matrix.n_samples, matrix.seed)
         x, y = dataset.floats("test")[idx], dataset.y["test"][idx]
         model = trained.model
-        base = {"task": str(job.task), "detector": str(job.detector), "defense": str(job.defense), "n": len(y),
-                "clean_accuracy": float((predict(model, x) == y).mean())}  # fmt: skip
+        base = {
+            "task": str(job.task),
+            "detector": str(job.detector),
+            "defense": str(job.defense),
+            "n": len(y),
+            "clean_accuracy": float((predict(model, x) == y).mean()),
+        }
         curves = {}
         for norm in ("linf", "l2"):
             if norm == "l2" and not any(attack_class(a.name).norm == "l2" for a in minimum):
                 continue
             pgd = create_attack(PGD[norm])
             eps = cell_epsilons(matrix, norm, tuple(x.shape[1:]))
-            single, t_single = _timed(lambda: pgd(model, x, y, eps[-1:], seed=matrix.seed))
-            sweep, t_sweep = _timed(lambda: pgd(model, x, y, eps, seed=matrix.seed))
+            _, t_single = _timed(pgd, model, x, y, eps[-1:], matrix.seed)
+            sweep, t_sweep = _timed(pgd, model, x, y, eps, matrix.seed)
             curves[norm] = sweep.robust_accuracy
-            rows.append({**base, "measure": "sweep / largest epsilon", "attack": PGD[norm], "norm": norm,
-                         "seconds": t_sweep, "reference_seconds": t_single, "ratio": t_sweep / t_single,
-                         "attacked": " ".join(str(a) for a in sweep.attacked),
-                         "curve": _curve(sweep.robust_accuracy), "pgd_curve": "", "max_gap": np.nan})  # fmt: skip
-            progress(f"{job.label}: {PGD[norm]} sweep {t_sweep:.1f}s vs largest eps alone {t_single:.1f}s "
-                     f"({t_sweep / t_single:.2f}x); survivors attacked {sweep.attacked.tolist()}")  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "measure": "sweep / largest epsilon",
+                    "attack": PGD[norm],
+                    "norm": norm,
+                    "seconds": t_sweep,
+                    "reference_seconds": t_single,
+                    "ratio": t_sweep / t_single,
+                    "attacked": " ".join(str(a) for a in sweep.attacked),
+                    "curve": _curve(sweep.robust_accuracy),
+                    "pgd_curve": "",
+                    "max_gap": np.nan,
+                }
+            )
+            progress(
+                f"{job.label}: {PGD[norm]} sweep {t_sweep:.1f}s vs largest eps alone {t_single:.1f}s "
+                f"({t_sweep / t_single:.2f}x); survivors attacked {sweep.attacked.tolist()}"
+            )
             for spec in minimum:
                 attack = create_attack(spec)
                 if attack.norm != norm:
                     continue
-                result, t_min = _timed(lambda a=attack: a(model, x, y, eps, seed=matrix.seed))
+                result, t_min = _timed(attack, model, x, y, eps, matrix.seed)
                 gap = float(np.abs(result.robust_accuracy - curves[norm]).max())
                 scale, shape_gap = shape_agreement(result, curves[norm])
-                rows.append({**base, "measure": "minimum-norm run / one PGD run", "attack": str(spec), "norm": norm,
-                             "seconds": t_min, "reference_seconds": t_single, "ratio": t_min / t_single,
-                             "attacked": str(int(result.attacked[0])), "curve": _curve(result.robust_accuracy),
-                             "pgd_curve": _curve(curves[norm]), "max_gap": gap, "norm_scale": scale,
-                             "shape_gap": shape_gap, "same_shape": shape_gap <= SHAPE_TOLERANCE})  # fmt: skip
-                progress(f"{job.label}: {spec} {t_min:.1f}s = {t_min / t_single:.2f}x one PGD run; curve "
-                         f"{_curve(result.robust_accuracy)} vs PGD sweep {_curve(curves[norm])} (max gap {gap:.3f}; "
-                         f"norms x {scale:.2f}: shape gap {shape_gap:.3f}, "
-                         f"{'same shape' if shape_gap <= SHAPE_TOLERANCE else 'NOT the same shape'})")  # fmt: skip
+                rows.append(
+                    {
+                        **base,
+                        "measure": "minimum-norm run / one PGD run",
+                        "attack": str(spec),
+                        "norm": norm,
+                        "seconds": t_min,
+                        "reference_seconds": t_single,
+                        "ratio": t_min / t_single,
+                        "attacked": str(int(result.attacked[0])),
+                        "curve": _curve(result.robust_accuracy),
+                        "pgd_curve": _curve(curves[norm]),
+                        "max_gap": gap,
+                        "norm_scale": scale,
+                        "shape_gap": shape_gap,
+                        "same_shape": shape_gap <= SHAPE_TOLERANCE,
+                    }
+                )
+                progress(
+                    f"{job.label}: {spec} {t_min:.1f}s = {t_min / t_single:.2f}x one PGD run; curve "
+                    f"{_curve(result.robust_accuracy)} vs PGD sweep {_curve(curves[norm])} (max gap {gap:.3f}; "
+                    f"norms x {scale:.2f}: shape gap {shape_gap:.3f}, "
+                    f"{'same shape' if shape_gap <= SHAPE_TOLERANCE else 'NOT the same shape'})"
+                )
     return pd.DataFrame(rows)
 
 
@@ -182,7 +219,16 @@ def measure_training_costs(
                 _, meta = train(detector, dataset, defense, config, matrix.seed)
                 per_epoch = meta.seconds / epochs
                 base = base if base is not None else (per_epoch if defense.name == "none" else np.nan)
-                rows.append({"task": str(task), "detector": str(detector), "defense": str(defense), "epochs": epochs,
-                             "seconds": meta.seconds, "seconds_per_epoch": per_epoch, "ratio": per_epoch / base})  # fmt: skip
+                rows.append(
+                    {
+                        "task": str(task),
+                        "detector": str(detector),
+                        "defense": str(defense),
+                        "epochs": epochs,
+                        "seconds": meta.seconds,
+                        "seconds_per_epoch": per_epoch,
+                        "ratio": per_epoch / base,
+                    }
+                )
                 progress(f"{task} | {detector} | {defense}: {per_epoch:.1f}s per epoch, {per_epoch / base:.2f}x none")
     return pd.DataFrame(rows)

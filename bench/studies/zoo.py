@@ -43,8 +43,16 @@ def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
         correct = predict(trained.model, ds.floats("test")) == ds.y["test"]
         for photo in sorted(set(ds.source["test"])):
             mask = ds.source["test"] == photo
-            rows.append({"task": str(job.task), "detector": str(job.detector), "defense": str(job.defense),
-                         "photo": photo, "n": int(mask.sum()), "accuracy": float(correct[mask].mean())})
+            rows.append(
+                {
+                    "task": str(job.task),
+                    "detector": str(job.detector),
+                    "defense": str(job.defense),
+                    "photo": photo,
+                    "n": int(mask.sum()),
+                    "accuracy": float(correct[mask].mean()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -68,12 +76,19 @@ def zoo_markdown(models: pd.DataFrame) -> str:
             if r["error"]:
                 cells.append("failed")
             else:
-                cells.append(f"{r['test_accuracy']:.3f} [{r['test_accuracy_low']:.3f}, {r['test_accuracy_high']:.3f}]"
-                             f" {r['train_seconds']:.0f} s")  # fmt: skip
+                cells.append(
+                    f"{r['test_accuracy']:.3f} [{r['test_accuracy_low']:.3f}, {r['test_accuracy_high']:.3f}]"
+                    f" {r['train_seconds']:.0f} s"
+                )
         lines.append(f"| `{task}` ({n}) | " + " | ".join(cells) + " |")
     params = models.drop_duplicates("detector").set_index("detector")["parameters"]
     lines.append("| parameters (first task) | " + " | ".join(f"{int(params[d]):,}" for d in detectors) + " |")
     lines.append("")
-    lines.append("Detectors: " + "; ".join(f"`{d}`" for d in detectors) + ". Defence: "
-                 + ", ".join(f"`{d}`" for d in dict.fromkeys(models["defense"])) + ".")  # fmt: skip
+    lines.append(
+        "Detectors: "
+        + "; ".join(f"`{d}`" for d in detectors)
+        + ". Defence: "
+        + ", ".join(f"`{d}`" for d in dict.fromkeys(models["defense"]))
+        + "."
+    )
     return "\n".join(lines)

@@ -71,4 +71,3 @@ list_tasks = TASKS.names
 def binary(name: str, manipulation: Manipulation) -> Task:
     """A pristine-vs-manipulated task on grayscale photographs."""
     return Task(("pristine", name), 1, (manipulation,))
-

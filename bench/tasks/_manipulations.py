@@ -66,7 +66,7 @@ def histogram_equalisation() -> Manipulation:
     """Global histogram equalisation (scikit-image), back to 8 bits."""
     from skimage.exposure import equalize_hist
 
-    return lambda image, rng: to_uint8(255.0 * equalize_hist(image, nbins=256))
+    return lambda image, rng: to_uint8(255.0 * equalize_hist(image, nbins=256))  # type: ignore[no-untyped-call]
 
 
 def gaussian_noise(sigma_255: float) -> Manipulation:

@@ -12,7 +12,9 @@ from bench.tasks._manipulations import gaussian_blur
 @register_task(
     "blur",
     info=TaskInfo(
-        "pristine vs Gaussian-blurred grayscale patches", ("pristine", "blur"), reference="Bayar & Stamm, IEEE TIFS 2018"
+        "pristine vs Gaussian-blurred grayscale patches",
+        ("pristine", "blur"),
+        reference="Bayar & Stamm, IEEE TIFS 2018",
     ),
 )
 def blur(*, sigma: Annotated[float, greater_than(0.0)] = 1.0) -> Task:

@@ -31,8 +31,11 @@ class Pipeline:
 
         linear = (image.astype(np.float64) / 255.0) ** 2.2  # undo the photograph's own encoding
         mosaic = cd.mosaicing_CFA_Bayer(linear, self.cfa)
-        method = {"bilinear": cd.demosaicing_CFA_Bayer_bilinear, "malvar": cd.demosaicing_CFA_Bayer_Malvar2004,
-                  "menon": cd.demosaicing_CFA_Bayer_Menon2007}[self.demosaic]  # fmt: skip
+        method = {
+            "bilinear": cd.demosaicing_CFA_Bayer_bilinear,
+            "malvar": cd.demosaicing_CFA_Bayer_Malvar2004,
+            "menon": cd.demosaicing_CFA_Bayer_Menon2007,
+        }[self.demosaic]
         rgb = np.clip(method(mosaic, self.cfa), 0.0, 1.0) ** (1.0 / self.gamma)
         return jpeg(self.quality)(to_uint8(255.0 * rgb), rng)
 
@@ -45,13 +48,18 @@ PIPELINES: tuple[Pipeline, ...] = (
 )
 
 
-@register_task("camera-sim", info=TaskInfo(
-    "SIMULATED camera pipelines, not real cameras: colour 64x64 patches, one class per CFA x demosaicing x gamma x "
-    "JPEG chain (4 classes) applied to the colour photographs; with --images on a folder of camera-model "
-    "sub-folders (Dresden layout) it is real camera-model identification, one class per sub-folder",
-    tuple(p.name for p in PIPELINES), channels=3,
-    reference="Bondi et al., 'First steps toward camera model identification with CNNs', IEEE SPL 2017; "
-    "Gloe & Boehme, 'The Dresden image database', ACM SAC 2010"))  # fmt: skip
+@register_task(
+    "camera-sim",
+    info=TaskInfo(
+        "SIMULATED camera pipelines, not real cameras: colour 64x64 patches, one class per CFA x demosaicing x gamma x "
+        "JPEG chain (4 classes) applied to the colour photographs; with --images on a folder of camera-model "
+        "sub-folders (Dresden layout) it is real camera-model identification, one class per sub-folder",
+        tuple(p.name for p in PIPELINES),
+        channels=3,
+        reference="Bondi et al., 'First steps toward camera model identification with CNNs', IEEE SPL 2017; "
+        "Gloe & Boehme, 'The Dresden image database', ACM SAC 2010",
+    ),
+)
 def camera_sim(*, photos: Sequence[str] = ()) -> Task:
     """Camera-model identification (simulated pipelines, or real models from a Dresden-style folder)."""
     if photos and all("/" in p for p in photos):

@@ -14,7 +14,9 @@ REFERENCE = "Stamm & Liu, IEEE TIFS 2010"
 @register_task(
     "gamma",
     info=TaskInfo(
-        "pristine vs gamma-corrected grayscale patches (contrast enhancement)", ("pristine", "gamma"), reference=REFERENCE
+        "pristine vs gamma-corrected grayscale patches (contrast enhancement)",
+        ("pristine", "gamma"),
+        reference=REFERENCE,
     ),
 )
 def gamma(*, gamma: Annotated[float, greater_than(0.0)] = 0.7) -> Task:

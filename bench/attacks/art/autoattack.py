@@ -87,4 +87,4 @@ class ArtAutoAttack(ArtAttack, FixedEpsilonAttack):
         ]
         attack = AutoAttack(handle, norm=np.inf, eps=eps, eps_step=eps / 2, attacks=attacks, batch_size=BATCH_SIZE)
         with _multiprocess_importable():
-            return attack.generate(x=x, y=y)
+            return np.asarray(attack.generate(x=x, y=y))

@@ -38,4 +38,4 @@ class ArtBIM(ArtAttack, FixedEpsilonAttack):
             batch_size=BATCH_SIZE,
             verbose=False,
         )
-        return attack.generate(x=x, y=y)
+        return np.asarray(attack.generate(x=x, y=y))

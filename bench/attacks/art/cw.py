@@ -52,4 +52,4 @@ class ArtCarliniL2(ArtAttack, MinimumNormAttack):
             batch_size=BATCH_SIZE,
             verbose=False,
         )
-        return attack.generate(x=x, y=y)  # samples it could not fool come back unchanged
+        return np.asarray(attack.generate(x=x, y=y))  # samples it could not fool come back unchanged

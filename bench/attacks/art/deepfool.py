@@ -41,4 +41,4 @@ class ArtDeepFool(ArtAttack, MinimumNormAttack):
 
         # DeepFool attacks the predicted class; the harness only passes correctly classified samples
         attack = DeepFool(handle, max_iter=self.steps, epsilon=self.overshoot, batch_size=BATCH_SIZE, verbose=False)
-        return attack.generate(x=x)
+        return np.asarray(attack.generate(x=x))

@@ -27,4 +27,4 @@ class ArtFGSM(ArtAttack, FixedEpsilonAttack):
         from art.attacks.evasion import FastGradientMethod
 
         attack = FastGradientMethod(handle, norm=np.inf, eps=eps, eps_step=eps, batch_size=BATCH_SIZE)
-        return attack.generate(x=x, y=y)
+        return np.asarray(attack.generate(x=x, y=y))

@@ -29,17 +29,27 @@ def _capped_hop_skip_jump() -> type:
     """
     from art.attacks.evasion import HopSkipJump
 
-    class CappedHopSkipJump(HopSkipJump):
+    class CappedHopSkipJump(HopSkipJump):  # type: ignore[misc]  # ART is untyped
         """At most HSJ_BINARY_STEPS boundary-search and HSJ_STEP_HALVINGS step-size queries per iteration."""
 
-        def _adversarial_satisfactory(self, samples, target, clip_min, clip_max):  # noqa: ANN001, ANN202
+        def _adversarial_satisfactory(
+            self, samples: np.ndarray, target: int, clip_min: float, clip_max: float
+        ) -> np.ndarray:
             # under NumPy 2 ART's float64 interpolation weights turn the samples into float64, which a
             # float32 PyTorch model refuses ("Input type (double) and bias type (float)"): cast back
-            return super()._adversarial_satisfactory(np.asarray(samples, dtype=np.float32), target, clip_min, clip_max)
+            samples = np.asarray(samples, dtype=np.float32)
+            return np.asarray(super()._adversarial_satisfactory(samples, target, clip_min, clip_max))
 
-        def _binary_search(  # noqa: ANN202
-            self, current_sample, original_sample, target, norm, clip_min, clip_max, threshold=None  # noqa: ANN001
-        ):
+        def _binary_search(
+            self,
+            current_sample: np.ndarray,
+            original_sample: np.ndarray,
+            target: int,
+            norm: float,
+            clip_min: float,
+            clip_max: float,
+            threshold: float | None = None,
+        ) -> np.ndarray:
             if threshold is None:  # a search of the main loop (ART's own initialisation passes 0.001)
                 cap = 2.0**-HSJ_BINARY_STEPS
                 if norm == 2:  # bisection of the interpolation weight in [0, 1]
@@ -47,27 +57,48 @@ def _capped_hop_skip_jump() -> type:
                 else:  # bisection of the Linf radius in [0, upper]
                     upper = float(np.max(np.abs(original_sample - current_sample)))
                     threshold = max(min(upper * self.theta, self.theta), upper * cap)
-            return super()._binary_search(
-                current_sample, original_sample, target, norm, clip_min, clip_max, threshold=threshold
+            return np.asarray(
+                super()._binary_search(
+                    current_sample, original_sample, target, norm, clip_min, clip_max, threshold=threshold
+                )
             )
 
-        def _attack(self, initial_sample, original_sample, target, mask, clip_min, clip_max):  # noqa: ANN001, ANN202
+        def _attack(
+            self,
+            initial_sample: np.ndarray,
+            original_sample: np.ndarray,
+            target: int,
+            mask: np.ndarray | None,
+            clip_min: float,
+            clip_max: float,
+        ) -> np.ndarray:
             # ART 1.20.1's HopSkipJump._attack, with its unbounded step-size search capped
             current_sample = initial_sample
             for _ in range(self.max_iter):
                 delta = self._compute_delta(
-                    current_sample=current_sample, original_sample=original_sample, clip_min=clip_min,
+                    current_sample=current_sample,
+                    original_sample=original_sample,
+                    clip_min=clip_min,
                     clip_max=clip_max,
-                )  # fmt: skip
+                )
                 current_sample = self._binary_search(
-                    current_sample=current_sample, original_sample=original_sample, norm=self.norm, target=target,
-                    clip_min=clip_min, clip_max=clip_max,
-                )  # fmt: skip
+                    current_sample=current_sample,
+                    original_sample=original_sample,
+                    norm=self.norm,
+                    target=target,
+                    clip_min=clip_min,
+                    clip_max=clip_max,
+                )
                 num_eval = min(int(self.init_eval * np.sqrt(self.curr_iter + 1)), self.max_eval)
                 update = self._compute_update(
-                    current_sample=current_sample, num_eval=num_eval, delta=delta, target=target, mask=mask,
-                    clip_min=clip_min, clip_max=clip_max,
-                )  # fmt: skip
+                    current_sample=current_sample,
+                    num_eval=num_eval,
+                    delta=delta,
+                    target=target,
+                    mask=mask,
+                    clip_min=clip_min,
+                    clip_max=clip_max,
+                )
                 if self.norm == 2:
                     dist = np.linalg.norm(original_sample - current_sample)
                 else:

@@ -41,7 +41,7 @@ class ArtPGD(ArtAttack, FixedEpsilonAttack):
             batch_size=BATCH_SIZE,
             verbose=False,
         )
-        return attack.generate(x=x, y=y)
+        return np.asarray(attack.generate(x=x, y=y))
 
 
 @register_attack(

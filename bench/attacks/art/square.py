@@ -57,4 +57,4 @@ class ArtSquare(ArtAttack, FixedEpsilonAttack):
             batch_size=BATCH_SIZE,
             verbose=False,
         )
-        return attack.generate(x=x, y=y)
+        return np.asarray(attack.generate(x=x, y=y))

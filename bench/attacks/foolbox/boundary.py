@@ -57,7 +57,7 @@ class FoolboxBoundary(FoolboxAttack, MinimumNormAttack):
 
         def labels(images: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return handle(torch.from_numpy(np.ascontiguousarray(images))).argmax(dim=1).numpy()
+                return np.asarray(handle(torch.from_numpy(np.ascontiguousarray(images))).argmax(dim=1).numpy())
 
         other = nearest_other(x, y, labels(x), BATCH_SIZE)
         out = x.copy()

@@ -60,5 +60,5 @@ class FoolboxCarliniL2(FoolboxAttack, MinimumNormAttack):
         # which the detector may well put in another class: an "adversarial example" the attack
         # never found. Return the clean image there instead (tanh-space iterates never reach 0 exactly).
         adv = super().run_unbounded(handle, x, y)
-        never = ~adv.reshape(len(adv), -1).any(axis=1) & x.reshape(len(x), -1).any(axis=1)
+        never = np.asarray(~adv.reshape(len(adv), -1).any(axis=1) & x.reshape(len(x), -1).any(axis=1))
         return np.where(never[:, None, None, None], x, adv)

@@ -24,8 +24,8 @@ def _l2_fmn_fixed() -> type:
     from foolbox.attacks import L2FMNAttack
     from foolbox.devutils import atleast_kd, flatten
 
-    class FixedL2FMNAttack(L2FMNAttack):  # type: ignore[misc]
-        def project(self, x: ep.Tensor, x0: ep.Tensor, epsilon: ep.Tensor) -> ep.Tensor:
+    class FixedL2FMNAttack(L2FMNAttack):
+        def project(self, x: ep.Tensor, x0: ep.Tensor, epsilon: ep.Tensor) -> ep.Tensor:  # type: ignore[name-defined]
             delta = x - x0
             norms = ep.maximum(flatten(delta).norms.l2(axis=-1), 1e-12)
             factor = atleast_kd(ep.minimum(1, epsilon / norms), x.ndim)
