@@ -68,10 +68,14 @@ def _source() -> Any:
     return builtin_source()
 
 
+# fixtures that train, run a matrix or build every task's dataset: the tests that use them are slow
+SLOW_FIXTURES = {"smoke", "smoke_dataset", "smoke_models", "zoo_datasets"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test that uses the smoke run is slow (it trains two detectors and runs a matrix)."""
+    """Every test that uses a slow fixture is marked slow."""
     for item in items:
-        if {"smoke", "smoke_dataset", "smoke_models"} & set(getattr(item, "fixturenames", ())):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

@@ -18,6 +18,7 @@ STEPS, REL_STEP = 10, 0.25
 N = 128
 BASELINE = "raw-torch"
 MEDIANS: dict[str, float] = {}
+pytestmark = pytest.mark.slow  # timed runs of 10-step attacks
 
 
 def raw_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bench.cli import main
+from detectors import DETECTORS
 
 GOOD = """
 seed = 0
@@ -19,16 +26,31 @@ epsilons_255 = [1, 2]
 """
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m bench ARGS`` in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "bench", *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The same in this process (fast): ``main`` in ``cwd``, its stdout and stderr captured."""
+    out, err = io.StringIO(), io.StringIO()
+    here, handler = Path.cwd(), signal.getsignal(signal.SIGTERM)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    finally:
+        os.chdir(here)
+        signal.signal(signal.SIGTERM, handler)  # the run command turns SIGTERM into an interruption
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 BAD_MATRICES = {
     "unknown detector": (
         GOOD.replace('["bayar"]', '["bayar", "resnet"]'),
-        "detectors[1]: unknown detector 'resnet'; allowed: bayar, bondi, mfr, plain, srm",
+        f"detectors[1]: unknown detector 'resnet'; allowed: {', '.join(DETECTORS.names())}",
     ),
     "negative epsilon": (
         GOOD.replace("[1, 2]", "[1, -2]"),
@@ -63,6 +85,15 @@ def test_bad_matrix_is_refused_with_one_line(tmp_path: Path, case: str) -> None:
     assert expected in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # nothing written, no results/
+
+
+def test_the_real_process_refuses_bad_input_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    text, expected = BAD_MATRICES["unknown detector"]
+    (tmp_path / "bad.toml").write_text(text)
+    proc = _process(["run", "--matrix", "bad.toml"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: bad.toml: ")
+    assert proc.stderr.count("\n") == 1 and expected in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 
 @pytest.mark.parametrize(
@@ -112,12 +143,18 @@ def test_builtin_matrices_are_valid() -> None:
     assert {"default", "grad-penalty-sweep", "smoke"} <= set(builtin_profiles())
     default = load_matrix(builtin_matrix_path("default"))
     assert default.epsilons_255 == (1.0, 2.0, 4.0, 8.0, 16.0)
-    from bench.attacks import ATTACKS
+    from bench.attacks import ATTACKS, attack_class
 
-    assert sorted(a.name for a in default.attacks) == ATTACKS.names()  # the default runs every attack
+    classes = [attack_class(a.name) for a in default.attacks]
+    assert {a.name for a in default.attacks} <= set(ATTACKS.names())
+    # the default covers both libraries, both norms, minimum-norm attacks and every threat model
+    assert {c.library for c in classes} == {"art", "foolbox"} and {c.norm for c in classes} == {"linf", "l2"}
+    assert any(c.minimum_norm for c in classes)
+    assert {c.threat for c in classes} == {"white-box", "score", "decision", "control"}
     assert default.profile == "default"
 
 
+@pytest.mark.slow
 def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> None:
     import signal
 
@@ -145,7 +182,7 @@ def test_terminated_run_exits_130_and_keeps_finished_cells(tmp_path: Path) -> No
 
     table = pd.read_csv(tmp_path / "results" / "tiny" / "matrix.csv")
     assert len(table) >= 2 and (table["error"].isna()).all()  # at least the first cell, both epsilons
-    rerun = _cli(["run", "--matrix", "tiny.toml"], tmp_path)
+    rerun = _process(["run", "--matrix", "tiny.toml"], tmp_path)
     assert rerun.returncode == 0 and "from cache" in rerun.stdout
 
 
@@ -166,6 +203,7 @@ def test_unreadable_image_is_refused_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_zoo_trains_and_writes_its_tables(tmp_path: Path) -> None:
     import pandas as pd
 
@@ -173,7 +211,7 @@ def test_zoo_trains_and_writes_its_tables(tmp_path: Path) -> None:
         'seed = 0\nn_samples = 10\ntasks = ["median3", "noise"]\ndetectors = ["srm[width=4]", "mfr[width=4]"]\n'
         'defenses = ["none"]\n[training]\nepochs = 1\nmax_train_patches = 128\n'
     )
-    proc = _cli(["zoo", "--matrix", "tiny.toml"], tmp_path)
+    proc = _process(["zoo", "--matrix", "tiny.toml"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     models = pd.read_csv(tmp_path / "results" / "tiny" / "models.csv")
     assert len(models) == 4 and (models["parameters"] > 0).all() and models["error"].isna().all()
@@ -181,5 +219,5 @@ def test_zoo_trains_and_writes_its_tables(tmp_path: Path) -> None:
     assert set(per_photo["photo"]) == {"camera", "cell", "hubble_deep_field", "ihc"}
     table = (tmp_path / "results" / "tiny" / "zoo.md").read_text()
     assert "| `median3` (" in table and "| `noise[sigma=2.0]` (" in table and table.strip() in proc.stdout
-    again = _cli(["zoo", "--matrix", "tiny.toml"], tmp_path)  # served from the cache
+    again = _process(["zoo", "--matrix", "tiny.toml"], tmp_path)  # served from the cache
     assert again.returncode == 0 and "training" not in again.stderr

@@ -22,9 +22,10 @@ def _info(name: str) -> DefenseInfo:
 
 
 def _batch() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A small untrained detector in training mode and a random batch (the objectives, not the detector, are tested)."""
     torch.manual_seed(0)
-    model = create_detector("srm", in_channels=1, num_classes=2).train()
-    return model, torch.rand(16, 1, 64, 64), torch.randint(2, (16,))
+    model = create_detector("srm[width=4]", in_channels=1, num_classes=2).train()
+    return model, torch.rand(8, 1, 32, 32), torch.randint(2, (8,))
 
 
 @pytest.mark.parametrize("name", TRAINING_DEFENSES)

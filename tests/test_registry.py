@@ -31,7 +31,7 @@ def test_registries_hold_the_required_entries() -> None:
         "manipulation-id",
         "camera-sim",
     } <= set(TASKS.names())
-    assert DETECTORS.names() == ["bayar", "bondi", "mfr", "plain", "srm"]
+    assert {"bayar", "bondi", "mfr", "plain", "srm"} <= set(DETECTORS.names())
     assert {
         "none",
         "grad-penalty",
@@ -43,7 +43,7 @@ def test_registries_hold_the_required_entries() -> None:
         "bit-depth",
         "gauss-noise",
     } <= set(DEFENSES.names())
-    assert ATTACKS.names() == [
+    assert {
         "art.autoattack",
         "art.bim",
         "art.cw-l2",
@@ -62,7 +62,7 @@ def test_registries_hold_the_required_entries() -> None:
         "foolbox.gaussian-noise",
         "foolbox.pgd",
         "foolbox.pgd-l2",
-    ]
+    } <= set(ATTACKS.names())
     assert ATTACKS.names("art.pgd*") == ["art.pgd", "art.pgd-l2"]
 
 
@@ -135,3 +135,13 @@ def test_listing_entries_does_not_import_torch_or_attack_libraries() -> None:
     assert "HEAVY []" in out
     for _, name in ALL_ENTRIES:
         assert name in out
+
+
+@pytest.mark.parametrize(("family", "name"), ALL_ENTRIES, ids=[f"{f}:{n}" for f, n in ALL_ENTRIES])
+def test_every_built_in_entry_is_discovered_from_its_own_module(family: str, name: str) -> None:
+    """An entry is one decorated definition in one module of its family's package, found without a
+    hand-kept list (so adding one is one new file); shared code lives in modules starting with "_"."""
+    registry = REGISTRIES[family]
+    module = registry.entry(name).factory.__module__
+    assert module in registry.builtin_modules()
+    assert not any(part.startswith("_") for part in module.split("."))

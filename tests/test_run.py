@@ -159,6 +159,7 @@ def _tiny(**overrides: object) -> dict:
     return doc
 
 
+@pytest.mark.slow
 def test_two_fresh_runs_give_identical_numbers(tmp_path: Path) -> None:
     tables = [
         run(parse_matrix(_tiny()), results_dir=tmp_path / f"r{i}", cache_dir=tmp_path / f"c{i}").table for i in range(2)
@@ -168,6 +169,7 @@ def test_two_fresh_runs_give_identical_numbers(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(tables[0][cols], tables[1][cols])
 
 
+@pytest.mark.slow
 def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     matrix = parse_matrix(_tiny())
 
@@ -185,6 +187,7 @@ def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     assert resumed.stats["models_trained"] == 0
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> None:
     from bench.attacks import ATTACKS, AttackInfo
     from bench.attacks.base import FixedEpsilonAttack
@@ -228,6 +231,7 @@ def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
     assert {x.model_key for x in d}.isdisjoint({x.model_key for x in make_plan(m, source).cells})
 
 
+@pytest.mark.slow
 def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp_path: Path) -> None:
     matrix = parse_matrix(
         _tiny(defenses=["none", "bit-depth[bits=3]", "gauss-noise[eot_samples=2]"], attacks=["art.pgd[steps=5]"])

@@ -31,8 +31,26 @@ SMALL = DataConfig(max_train_per_photo=20, max_eval_per_photo=10)
 
 
 @pytest.fixture(scope="module")
-def datasets() -> dict:
+def zoo_datasets() -> dict:
+    """Every zoo task's dataset on the built-in photographs (slow: the manipulations run on whole photographs)."""
     return {t: build_dataset(TASKS.resolve(t), builtin_source(), SMALL, 0) for t in ZOO_TASKS}
+
+
+@pytest.mark.parametrize("task", TASKS.names())
+def test_every_task_makes_one_8bit_version_per_class_of_a_photograph(task: str) -> None:
+    """Every registered task, on one small photograph: one whole-image version per class, 8-bit."""
+    info = TASKS.entry(task).info
+    rng = np.random.default_rng(0)
+    shape = (96, 96) if info.channels == 1 else (96, 96, 3)
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    built = TASKS.create(task, photos=("photo",))
+    examples = built.examples("photo", image, np.random.default_rng(1))
+    assert [label for label, _ in examples] == list(range(len(info.classes)))
+    for label, version in examples:
+        assert version.dtype == np.uint8 and version.ndim == image.ndim and version.shape[0] >= 48, (task, label)
+    if built.pristine_class:
+        assert examples[0][1] is image
+        assert all(not np.array_equal(v[:64, :64], image[:64, :64]) for _, v in examples[1:]), task
 
 
 def test_zoo_registers_at_least_8_tasks_and_5_detectors() -> None:
@@ -41,8 +59,8 @@ def test_zoo_registers_at_least_8_tasks_and_5_detectors() -> None:
 
 
 @pytest.mark.parametrize("task", ZOO_TASKS)
-def test_task_dataset_is_split_by_photograph_with_every_class(datasets: dict, task: str) -> None:
-    ds = datasets[task]
+def test_task_dataset_is_split_by_photograph_with_every_class(zoo_datasets: dict, task: str) -> None:
+    ds = zoo_datasets[task]
     info = TASKS.entry(TASKS.resolve(task).name).info
     k = len(info.classes)
     assert len(ds.info["classes"]) == k
@@ -57,8 +75,8 @@ def test_task_dataset_is_split_by_photograph_with_every_class(datasets: dict, ta
     )
 
 
-def test_manipulations_change_the_pixels_they_claim(datasets: dict) -> None:
-    ds = datasets["manipulation-id"]
+def test_manipulations_change_the_pixels_they_claim(zoo_datasets: dict) -> None:
+    ds = zoo_datasets["manipulation-id"]
     x, y = ds.x["test"].astype(int), ds.y["test"]
     pristine, noisy = x[y == 0], x[y == 3]
     diff = noisy - pristine
@@ -66,8 +84,8 @@ def test_manipulations_change_the_pixels_they_claim(datasets: dict) -> None:
     assert ds.info["classes"] == ["pristine", "median5", "blur", "noise", "resample", "jpeg"]
 
 
-def test_camera_sim_uses_colour_photographs_only(datasets: dict) -> None:
-    ds = datasets["camera-sim"]
+def test_camera_sim_uses_colour_photographs_only(zoo_datasets: dict) -> None:
+    ds = zoo_datasets["camera-sim"]
     assert len(ds.info["classes"]) >= 4
     gray = {"camera", "moon", "brick", "grass", "gravel", "coins", "cell", "clock_motion"}
     assert not gray & {p for s in ds.info["splits"].values() for p in s["photos"]}
@@ -98,12 +116,13 @@ def test_parameter_count_in_the_description_is_true(detector: str) -> None:
     assert DETECTORS.entry(detector).info.parameters == count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ZOO_TASKS)
 @pytest.mark.parametrize("detector", DETECTORS.names())
-def test_every_detector_trains_on_every_compatible_task(datasets: dict, task: str, detector: str) -> None:
+def test_every_detector_trains_on_every_compatible_task(zoo_datasets: dict, task: str, detector: str) -> None:
     from bench.run.training import train
 
-    ds = datasets[task]
+    ds = zoo_datasets[task]
     channels = ds.x["train"].shape[1]
     if channels not in DETECTORS.entry(detector).info.channels:
         pytest.skip(f"{detector} does not accept {channels} channels")
