@@ -3,7 +3,7 @@
 A detector entry is one decorated factory returning a ``torch.nn.Module`` that maps images in
 [0, 1] of shape (N, C, H, W) to class logits. ``in_channels`` and ``num_classes`` come from
 the task (context arguments); every other keyword-only argument is a parameter that shows in
-the canonical name, e.g. ``bayar[filters=3,truncate=3.0,width=16]``.
+the canonical name, e.g. ``bayar[filters=3,scale=0.25,truncate=3.0]``.
 
 Layers that must satisfy a constraint after every optimiser step (Bayar's constrained
 convolution) expose ``constrain_()``; the trainer calls :func:`apply_constraints`.

@@ -15,8 +15,8 @@ raises nothing. Ensemble rows and the non-adversarial control take part in no co
 attacks; thresholds are the module constants. The two comparisons of attack strength
 (single_beats_iterative, blackbox_beats_whitebox) are made only on the rows without JPEG
 re-compression: no attack optimised for surviving JPEG, so which attack's images survive it best
-says nothing about the attacks' optimisation (FGSM's full-budget sign perturbation survives JPEG 85
-better than PGD's finer one; measured on FGSM-trained bayar in the zhao2018 profile).
+says nothing about the attacks' optimisation (FGSM's full-budget sign perturbation can survive JPEG
+better than PGD's finer one; docs/design.md, Trust flags).
 """
 
 from __future__ import annotations

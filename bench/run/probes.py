@@ -13,7 +13,7 @@ Three questions a robustness number cannot answer about itself, asked once per t
   et al. 2022, "unconstrained attack failure"). It starts from the clean image, not a random
   point of the ball: uniform noise of 64 grey levels drives the truncating front ends of Bayar
   and SRM into saturation, where their gradient vanishes, and the probe would then measure its
-  own failure (13% left on bayar + grad-penalty, where the matrix's PGD reaches 0 at 16/255).
+  own failure (docs/design.md, Trust flags).
   Its first gradient is the one ``zero_gradient_share`` inspects.
 * ``loss_not_increasing_share``: from the same run, the share of clean-correct samples whose
   margin never rose above its value at the clean image (Pintor et al.'s incomplete optimisation).
