@@ -19,7 +19,7 @@ def test_readme_is_a_front_page() -> None:
 
 
 def test_ci_runs_exactly_the_readmes_test_command() -> None:
-    blocks = re.findall(r"```bash\n(.*?)\n```", README.read_text(), re.S)
+    blocks = re.findall(r"```bash\n(.*?)\n```", README.read_text(), re.DOTALL)
     test_command = next(b for b in blocks if "pytest" in b and "\n" not in b)
     assert test_command in (REPO / ".ci" / "run").read_text().splitlines()
 
