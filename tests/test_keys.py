@@ -142,9 +142,19 @@ def test_an_edit_to_the_interval_code_changes_every_cell_key_and_no_model_key(
     ("relative", "old", "new", "attacks"),
     [
         # the attack entry's own code: only its cells
-        ("bench/attacks/art/pgd.py", "num_random_init=int(self.random_start)", "num_random_init=2", {"art.pgd", "art.pgd-l2"}),
+        (
+            "bench/attacks/art/pgd.py",
+            "num_random_init=int(self.random_start)",
+            "num_random_init=2",
+            {"art.pgd", "art.pgd-l2"},
+        ),
         # a helper an entry imports: the cells of the entries that import it
-        ("bench/attacks/_starts.py", "dist.argmin(axis=1)", "dist.argmax(axis=1)", {"art.hopskipjump", "foolbox.boundary"}),
+        (
+            "bench/attacks/_starts.py",
+            "dist.argmin(axis=1)",
+            "dist.argmax(axis=1)",
+            {"art.hopskipjump", "foolbox.boundary"},
+        ),
         # the shared attack code every entry imports: every cell
         ("bench/attacks/base.py", "seed + 7919 * k", "seed + 7907 * k", None),
         # the post-processing every cell runs: every cell
@@ -181,9 +191,7 @@ def test_an_edit_to_training_or_a_detector_changes_its_models_and_their_cells(
     assert _changed(original["model"], _keys(root)["model"]) == set(original["model"])
 
 
-def test_a_new_entry_of_every_family_changes_no_other_key(
-    original: dict[str, dict[str, str]], tmp_path: Path
-) -> None:
+def test_a_new_entry_of_every_family_changes_no_other_key(original: dict[str, dict[str, str]], tmp_path: Path) -> None:
     root = _copy(tmp_path)
     new_files = {
         "detectors/tiny.py": (
