@@ -194,34 +194,34 @@ def test_an_edit_to_training_or_a_detector_changes_its_models_and_their_cells(
 def test_a_new_entry_of_every_family_changes_no_other_key(original: dict[str, dict[str, str]], tmp_path: Path) -> None:
     root = _copy(tmp_path)
     new_files = {
-        "detectors/tiny.py": (
+        "detectors/keytest.py": (
             "from detectors import DetectorInfo, register_detector\n\n"
-            '@register_detector("tiny", info=DetectorInfo("a new detector", reference="none"))\n'
-            "def tiny(*, in_channels: int = 1, num_classes: int = 2):\n"
+            '@register_detector("keytest-detector", info=DetectorInfo("a new detector", reference="none"))\n'
+            "def keytest_detector(*, in_channels: int = 1, num_classes: int = 2):\n"
             "    from torch import nn\n\n"
             "    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))\n"
         ),
-        "defenses/identity.py": (
+        "defenses/keytest.py": (
             "from defenses import Defense, DefenseInfo, register_defense\n"
             "from defenses.none import CrossEntropy\n\n"
-            '@register_defense("identity", info=DefenseInfo("a new defence"))\n'
-            "def identity() -> Defense:\n"
+            '@register_defense("keytest-defense", info=DefenseInfo("a new defence"))\n'
+            "def keytest_defense() -> Defense:\n"
             "    return CrossEntropy()\n"
         ),
-        "bench/attacks/art/fgsm_twice.py": (
+        "bench/attacks/art/keytest.py": (
             "from dataclasses import dataclass\n\n"
             "from bench.attacks import AttackInfo, register_attack\n"
             "from bench.attacks.art.fgsm import ArtFGSM\n\n"
-            '@register_attack("art.fgsm-twice", info=AttackInfo("a new attack"))\n'
+            '@register_attack("art.keytest", info=AttackInfo("a new attack"))\n'
             "@dataclass(frozen=True, kw_only=True)\n"
-            "class ArtFGSMTwice(ArtFGSM):\n"
+            "class ArtKeyTest(ArtFGSM):\n"
             "    pass\n"
         ),
-        "bench/tasks/invert.py": (
+        "bench/tasks/keytest.py": (
             "from bench.tasks import Task, TaskInfo, binary, register_task\n\n"
-            '@register_task("invert", info=TaskInfo("pristine vs inverted", ("pristine", "invert")))\n'
-            "def invert() -> Task:\n"
-            '    return binary("invert", lambda image, rng: 255 - image)\n'
+            '@register_task("keytest-task", info=TaskInfo("pristine vs inverted", ("pristine", "keytest")))\n'
+            "def keytest_task() -> Task:\n"
+            '    return binary("keytest", lambda image, rng: 255 - image)\n'
         ),
     }
     for relative, text in new_files.items():
