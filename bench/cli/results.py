@@ -1,7 +1,7 @@
 """``python -m bench figures|tables|report|check``: processing a finished results folder.
 
-The printing side only: the work is in bench/outputs (figures.py, latex.py, report.py, check.py),
-which prints nothing. Imports stay cheap until a command runs.
+The printing side only: the work is in bench/outputs (figures.py, latex.py, report.py, pages.py,
+check.py), which prints nothing. Imports stay cheap until a command runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from bench.outputs.latex import TableOutput
 
 DEFAULT_RESULTS = "results/default"
+DEFAULT_REFERENCES = "results/reference"
+DEFAULT_PAGES = "docs/results"
 
 
 def add_parsers(sub: Any) -> None:
@@ -24,10 +26,39 @@ def add_parsers(sub: Any) -> None:
     figures = sub.add_parser("figures", help="paper figures (PDF + PNG) from a results folder -> RESULTS_DIR/figures/")
     tables = sub.add_parser("tables", help="LaTeX (booktabs) accuracy tables -> RESULTS_DIR/tables/")
     report = sub.add_parser(
-        "report", help="figures, tables and one self-contained HTML page -> RESULTS_DIR/report.html"
+        "report",
+        help="figures, tables and one self-contained HTML page -> RESULTS_DIR/report.html; with --markdown, "
+        "the committed reference table and Markdown results page instead",
     )
-    for cmd in (figures, tables, report):
+    for cmd in (figures, tables):
         cmd.add_argument("results_dir", nargs="?", default=DEFAULT_RESULTS, metavar="RESULTS_DIR", help=where)
+    report.add_argument(
+        "results_dir",
+        nargs="?",
+        default=None,
+        metavar="RESULTS_DIR",
+        help=f"a results/<profile> folder of `python -m bench run` or `zoo` (default: {DEFAULT_RESULTS}; with "
+        "--markdown: every reference table in --reference-dir)",
+    )
+    report.add_argument(
+        "--markdown",
+        action="store_true",
+        help="write RESULTS_DIR's reference table (REFERENCE_DIR/<name>.csv and .json), its Markdown page "
+        "(PAGES_DIR/<name>.md) and the index PAGES_DIR/README.md; without RESULTS_DIR, re-render every page "
+        "and the index from the reference tables (no figures, no HTML)",
+    )
+    report.add_argument(
+        "--reference-dir",
+        default=DEFAULT_REFERENCES,
+        metavar="DIR",
+        help="reference tables, with --markdown (default: %(default)s)",
+    )
+    report.add_argument(
+        "--pages-dir",
+        default=DEFAULT_PAGES,
+        metavar="DIR",
+        help="Markdown pages, with --markdown (default: %(default)s)",
+    )
     for cmd in (figures, report):
         cmd.add_argument(
             "--epsilon",
@@ -80,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.command == "check":
         return _check(args)
+    if args.command == "report" and args.markdown:
+        return _markdown(args)
+    if args.command == "report" and args.results_dir is None:
+        args.results_dir = DEFAULT_RESULTS
     if args.command == "figures":
         from bench.outputs.figures import make_figures
 
@@ -99,6 +134,18 @@ def run(args: argparse.Namespace) -> int:
         flagged = f"; {report.flagged} flagged rows shown at the top" if report.flagged else ""
         print(f"report: {report.path}{flagged}")
     print(f"done in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _markdown(args: argparse.Namespace) -> int:
+    from bench.core.errors import BenchError
+    from bench.outputs.pages import publish
+
+    if args.epsilon is not None:
+        raise BenchError("report --markdown: --epsilon is not used (the page picks its transfer epsilon itself)")
+    results_dir = Path(args.results_dir) if args.results_dir is not None else None
+    for path in publish(results_dir, reference_dir=Path(args.reference_dir), pages_dir=Path(args.pages_dir)):
+        print(f"written: {path}")
     return 0
 
 

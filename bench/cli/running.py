@@ -129,17 +129,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _zoo(runner: Any, folder: Any) -> int:
-    from bench.studies.zoo import run_zoo, zoo_markdown
+    from bench.outputs.formats import ZOO_TABLE
+    from bench.outputs.pages import zoo_markdown
+    from bench.studies.zoo import run_zoo
 
     models = run_zoo(runner, folder)
     print(zoo_markdown(models))
-    print(f"table written to {folder.folder / 'zoo.md'}")
+    print(f"table written to {folder.folder / ZOO_TABLE}")
     return 1 if runner.stats["models_failed"] else 0
 
 
 def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
 
-    from bench.outputs.formats import results_folder
+    from bench.outputs.formats import COSTS, TRAINING_COSTS, ResultsFolder, results_folder
     from bench.run.store import Store
     from bench.studies.costs import measure_costs, measure_training_costs
     from defenses import DEFENSES
@@ -149,13 +151,13 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
     if args.training < 0:
         raise BenchError(f"--training {args.training}: not allowed; a number of epochs >= 1")
     store = Store(Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache")
-    out = results_folder(args.results, matrix.profile)
+    out = ResultsFolder(results_folder(args.results, matrix.profile))
     if args.training:
         if "none" not in [d.name for d in matrix.defenses]:
             raise BenchError("costs --training: the matrix has no 'none' defence to compare with")
         table = measure_training_costs(matrix, store=store, epochs=args.training, progress=progress)
         _print_frame(table[["detector", "defense", "seconds_per_epoch", "ratio"]], width=90)
-        _write_csv(table, out / "training-costs.csv")
+        print(f"-> {out.write_csv(TRAINING_COSTS, table)}")
         return 0
     chosen = None
     if args.defense:
@@ -180,7 +182,7 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
         "shape_gap",
     ]
     _print_frame(table[[c for c in columns if c in table]], width=50)
-    _write_csv(table, out / "costs.csv")
+    print(f"-> {out.write_csv(COSTS, table)}")
     return 0
 
 
@@ -191,13 +193,6 @@ def _print_frame(frame: pd.DataFrame, width: int) -> None:
         "display.width", 220, "display.max_colwidth", width, "display.float_format", "{:.2f}".format
     ):
         print(frame.to_string(index=False))
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    from bench.core.cache import atomic_write_text
-
-    atomic_write_text(path, frame.to_csv(index=False))
-    print(f"-> {path}")
 
 
 def _summary(result: RunResult, folder: Path) -> None:

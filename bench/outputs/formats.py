@@ -3,15 +3,24 @@
 A run's folder ``results/<profile>/`` holds ``matrix.csv`` / ``matrix.parquet`` (the tidy table),
 ``samples.parquet`` (per sample), ``models.csv``, ``probes.csv``, ``run.json`` (versions, host,
 configuration, statistics), ``transfer.csv`` / ``transfer.parquet`` and ``examples.npz`` (the
-gallery's images). :class:`ResultsFolder` writes them for a run (it is the executor's sink,
+gallery's images); ``python -m bench zoo`` writes only ``models.csv``, ``per_photo.csv``,
+``zoo.md`` and ``run.json``, and ``python -m bench costs`` adds ``costs.csv`` /
+``training-costs.csv``. :class:`ResultsFolder` writes them for a run (it is the executor's sink,
 bench/run/execute.py) and :func:`load_results` reads them back for figures, tables, the report,
 the regression check and the results pages; nothing downstream of a run re-runs an attack or
 loads a model. Schemas are in bench/core/schema.py.
+
+A *reference* (:func:`write_reference`, :func:`read_reference`) is the small committed summary of
+a results folder that the Markdown results pages are generated from: ``<name>.csv`` (the matrix
+rows without per-cell hashes and flag booleans) and ``<name>.json`` (run.json's fields and the
+small tables), enough to render a page without the folder.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +31,7 @@ import pandas as pd
 
 from bench.core.cache import atomic_write, atomic_write_npz, atomic_write_text
 from bench.core.errors import BenchError
+from bench.core.schema import DERIVED, FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, TRANSFER_COLUMNS
 
 # columns that older results folders lack, with the value every row of such a folder had
 _DEFAULTS: dict[str, Any] = {
@@ -33,6 +43,7 @@ _DEFAULTS: dict[str, Any] = {
     "error": "",
 }
 TRANSFER_FILES = ("transfer.csv", "transfer.parquet", "examples.npz")
+PER_PHOTO, COSTS, TRAINING_COSTS, ZOO_TABLE = "per_photo.csv", "costs.csv", "training-costs.csv", "zoo.md"
 
 
 def results_folder(results_dir: str | Path, profile: str, images: str | None = None) -> Path:
@@ -63,8 +74,17 @@ class ResultsFolder:
 
     def write_models(self, models: pd.DataFrame) -> None:
         """models.csv."""
+        self.write_csv("models.csv", models)
+
+    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        """A table of the folder as CSV (models.csv, and the studies' PER_PHOTO, COSTS, TRAINING_COSTS)."""
+        return self.write_text(name, frame.to_csv(index=False))
+
+    def write_text(self, name: str, text: str) -> Path:
+        """A text file of the folder (the zoo's Markdown table, ZOO_TABLE)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "models.csv", models.to_csv(index=False))
+        atomic_write_text(self.folder / name, text)
+        return self.folder / name
 
     def write_transfer(self, table: pd.DataFrame | None, examples: list[dict[str, Any]]) -> None:
         """transfer.csv / .parquet and examples.npz; without a table, stale ones are removed."""
@@ -122,6 +142,10 @@ class Results:
     transfer: pd.DataFrame | None = None  # transfer.parquet
     examples: Path | None = None  # examples.npz
     samples: Path | None = None  # samples.parquet (read on demand: it is large)
+    per_photo: pd.DataFrame | None = None  # per_photo.csv (a zoo)
+    costs: pd.DataFrame | None = None  # costs.csv
+    training_costs: pd.DataFrame | None = None  # training-costs.csv
+    reference: Path | None = None  # the reference CSV these results were read from (read_reference)
 
     @property
     def name(self) -> str:
@@ -136,30 +160,227 @@ class Results:
         return read_examples(self.examples) if self.examples is not None else []
 
 
-def load_results(folder: str | Path) -> Results:
-    """Read a results folder; BenchError (one line) when it holds no readable matrix table."""
+def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
+    """Read a results folder; BenchError (one line) when it holds no readable matrix table.
+
+    With ``require_matrix=False`` a zoo folder (models.csv, no matrix.parquet) is read too, with
+    an empty matrix table."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BenchError(f"{folder}: no such results folder (run `python -m bench run --matrix` first)")
     table_path = folder / "matrix.parquet"
-    if not table_path.is_file():
+    if table_path.is_file():
+        try:
+            table = pd.read_parquet(table_path)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+            raise BenchError(f"{table_path}: unreadable ({type(err).__name__})") from None
+    elif not require_matrix and (folder / "models.csv").is_file():
+        table = _empty(MATRIX_COLUMNS)
+    elif require_matrix:
         raise BenchError(f"{folder}: no matrix.parquet; not a results folder of `python -m bench run`")
-    try:
-        table = pd.read_parquet(table_path)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
-        raise BenchError(f"{table_path}: unreadable ({type(err).__name__})") from None
+    else:
+        raise BenchError(
+            f"{folder}: neither matrix.parquet nor models.csv; not a results folder of `python -m bench run` or `zoo`"
+        )
     for column, value in _DEFAULTS.items():
         if column not in table.columns:
             table[column] = value
     table["error"] = table["error"].fillna("").astype(str)
     try:
-        models = pd.read_csv(folder / "models.csv") if (folder / "models.csv").is_file() else None
+        models = _csv(folder / "models.csv")
         run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
         transfer = pd.read_parquet(folder / "transfer.parquet") if (folder / "transfer.parquet").is_file() else None
+        per_photo, costs, training = (_csv(folder / n) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
     except Exception as err:  # noqa: BLE001 - likewise
         raise BenchError(
-            f"{folder}: unreadable models.csv, run.json or transfer.parquet ({type(err).__name__})"
+            f"{folder}: unreadable models.csv, run.json, transfer.parquet, per_photo.csv or costs CSV "
+            f"({type(err).__name__})"
         ) from None
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
-    return Results(folder, table, models, run, transfer, examples, samples)
+    return Results(folder, table, models, run, transfer, examples, samples, per_photo, costs, training)
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _empty(columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+
+
+# --- references: the committed summary of a results folder (results/reference/<name>.csv + .json)
+
+# per-cell hashes and the flag booleans (the `flags` column names the raised ones) stay out of it
+REFERENCE_DROPPED = ("cell", "model", *(f"flag_{name}" for name in FLAG_NAMES))
+REFERENCE_COLUMNS = [c for c in MATRIX_COLUMNS if c not in REFERENCE_DROPPED]
+# columns a reference CSV must have; any other column it lacks gets its default
+_REFERENCE_REQUIRED = ("task", "detector", "defense", "attack", "norm", "epsilon_255", "n")
+# run.json fields copied into the reference JSON
+RUN_FIELDS = ("configuration", "versions", "host", "images", "datasets", "stats", "timings", "flags", "finished")
+# small tables of a folder copied into the reference JSON as records (when the folder has them)
+_TABLES = ("models", "transfer", "per_photo", "costs", "training_costs")
+_HASHES = {"transfer": ("source_cell", "target_model")}
+_SCHEMAS = {"models": MODEL_COLUMNS, "transfer": TRANSFER_COLUMNS}
+# rates are k/n with n up to a few thousand: 6 significant digits keep every count k = round(rate * n)
+FLOAT_FORMAT = "%.6g"
+
+
+def reference_name(results: Results) -> str:
+    """The file name (without suffix) of a folder's reference: the results folder's name, i.e. the
+    profile, or ``<profile>-<images>`` for a run on one's own photographs (so that it never
+    overwrites the built-in data's reference)."""
+    if results.reference is not None:
+        return results.reference.stem
+    return results.folder.resolve().name or results.name
+
+
+def reference_texts(results: Results) -> tuple[str, str]:
+    """The reference CSV and JSON of a results folder as text (deterministic: same folder, same bytes)."""
+    table = results.table
+    csv = table[[c for c in REFERENCE_COLUMNS if c in table.columns]].to_csv(index=False, float_format=FLOAT_FORMAT)
+    config = results.run.get("configuration") or {}
+    meta: dict[str, Any] = {
+        "profile": results.name,
+        "description": str(config.get("description", "")) if isinstance(config, dict) else "",
+        **{k: results.run[k] for k in RUN_FIELDS if k in results.run},
+        "source": _source(results.folder),
+    }
+    for key in _TABLES:
+        frame = getattr(results, key)
+        if frame is None:
+            continue
+        if key in _SCHEMAS:  # in its schema, so that a reference read back writes the same bytes
+            try:
+                frame = _schema_frame(frame, _SCHEMAS[key])
+            except (ValueError, TypeError) as err:
+                raise BenchError(f"{results.folder}: {key} table not in its schema ({err})") from None
+        meta[key] = _records(frame.drop(columns=[c for c in _HASHES.get(key, ()) if c in frame.columns]))
+    return csv, json.dumps(_plain(meta), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _source(folder: Path) -> str:
+    """The results folder as written in a reference: relative to the working directory when inside it
+    (the repository root), so that any spelling of the same folder gives the same bytes."""
+    resolved = Path(folder).resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def write_reference(results: Results, directory: Path) -> tuple[Path, Path]:
+    """Write ``<directory>/<name>.csv`` and ``<name>.json`` (:func:`reference_name`) for a results folder."""
+    csv, meta = reference_texts(results)
+    name = reference_name(results)
+    paths = (Path(directory) / f"{name}.csv", Path(directory) / f"{name}.json")
+    atomic_write_text(paths[0], csv)
+    atomic_write_text(paths[1], meta)
+    return paths
+
+
+def read_reference(csv_path: Path) -> Results:
+    """The :class:`Results` of a reference CSV and the JSON beside it: the matrix table in its
+    schema (hashes empty, flag booleans from ``flags``, absent columns at their defaults), models,
+    transfer, per-photo and costs tables, and run.json's fields; BenchError when unreadable."""
+    csv_path = Path(csv_path)
+    json_path = csv_path.with_suffix(".json")
+    try:
+        csv, meta = csv_path.read_text(), json_path.read_text()
+    except OSError as err:
+        raise BenchError(
+            f"{err.filename}: no such reference file (write one with `python -m bench report --markdown RESULTS_DIR`)"
+        ) from None
+    return parse_reference(csv, meta, csv_path)
+
+
+def parse_reference(csv: str, meta: str, csv_path: Path) -> Results:
+    """:func:`read_reference` from the texts of the two files (``csv_path`` names them in errors)."""
+    try:
+        info = json.loads(meta)
+        if not isinstance(info, dict):
+            raise TypeError("not a JSON object")
+        table = _reference_table(pd.read_csv(io.StringIO(csv), dtype=str, keep_default_na=False))
+        tables = {k: pd.DataFrame.from_records(info[k]) if k in info else None for k in _TABLES}
+        for key, columns in _SCHEMAS.items():
+            frame = tables[key]
+            tables[key] = _schema_frame(frame, columns) if frame is not None else None
+    except (ValueError, TypeError, KeyError) as err:
+        raise BenchError(f"{csv_path}: not a reference table ({type(err).__name__}: {err})") from None
+    run = {k: info[k] for k in ("profile", *RUN_FIELDS) if k in info}
+    folder = Path(str(info.get("source") or csv_path.with_suffix("")))
+    return Results(
+        folder,
+        table,
+        tables["models"],
+        run,
+        tables["transfer"],
+        per_photo=tables["per_photo"],
+        costs=tables["costs"],
+        training_costs=tables["training_costs"],
+        reference=csv_path,
+    )
+
+
+def _reference_table(raw: pd.DataFrame) -> pd.DataFrame:
+    """The matrix table of a reference CSV read as text: typed, hashes empty, flags restored."""
+    missing = [c for c in _REFERENCE_REQUIRED if c not in raw.columns]
+    if missing:
+        raise ValueError(f"lacks columns {missing}")
+    out: dict[str, Any] = {}
+    for column, dtype in MATRIX_COLUMNS.items():
+        if column not in raw.columns:
+            continue
+        text = raw[column].astype(str)
+        if dtype == "string":
+            out[column] = text
+        elif dtype == "bool":
+            values = text.map({"True": True, "False": False})
+            if values.isna().any():
+                raise ValueError(f"{column}: not true/false")
+            out[column] = values.astype(bool)
+        else:
+            out[column] = pd.Series([float(v) if v else math.nan for v in text], index=raw.index, dtype="float64")
+    table = pd.DataFrame(out, index=raw.index)
+    flags = table["flags"].fillna("") if "flags" in table else pd.Series("", index=table.index)
+    for name in FLAG_NAMES:
+        table[f"flag_{name}"] = flags.map(lambda text, name=name: name in text.split(",")).astype(bool)
+    return _schema_frame(table, MATRIX_COLUMNS)
+
+
+def _schema_frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """A frame in a schema, its absent columns filled with their defaults: the not-yet-computed
+    values of :data:`DERIVED`, the values older folders had (:data:`_DEFAULTS`), else NaN, empty
+    text, 0 or False; absent text and counts in present columns likewise."""
+    frame = frame.copy()
+    for column, dtype in columns.items():
+        default = DERIVED.get(column, _DEFAULTS.get(column, _BY_DTYPE[dtype]))
+        if column not in frame.columns:
+            frame[column] = default
+        elif dtype != "float64":
+            frame[column] = frame[column].fillna(default)
+    return frame[list(columns)].astype(columns).reset_index(drop=True)
+
+
+_BY_DTYPE: dict[str, Any] = {"float64": float("nan"), "string": "", "int64": 0, "bool": False}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON records, floats to 6 significant digits (as the reference CSV)."""
+    return [
+        {str(k): float(FLOAT_FORMAT % v) if isinstance(v, float) and math.isfinite(v) else v for k, v in row.items()}
+        for row in _plain(frame.to_dict(orient="records"))
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy and pandas scalars made Python ones and missing or non-finite numbers None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is pd.NA or value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value

@@ -6,7 +6,6 @@ Pure functions of the tables read by bench/outputs/formats.py; nothing here read
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,8 +106,3 @@ def pick_epsilon(reference: pd.DataFrame, epsilon: float | None = None) -> float
         return next(e for e in eps if np.isclose(epsilon, e))
     spread = reference.groupby("epsilon_255")["robust_accuracy"].std(ddof=0).reindex(eps).fillna(0.0)
     return float(eps[int(np.argmax(spread.to_numpy()))])
-
-
-def model_label(row: pd.Series | dict[str, Any], detectors: dict[str, str], defenses: dict[str, str]) -> str:
-    """``detector / defence`` with short labels."""
-    return f"{detectors[row['detector']]} / {defenses[row['defense']]}"
