@@ -10,23 +10,13 @@ import torch
 
 from bench.core.config import DataConfig, TrainingConfig
 from bench.inputs.data import build_dataset, builtin_source, folder_source
+from bench.inputs.matrix import builtin_matrix_path, load_matrix
 from bench.tasks import TASKS
 from defenses import DEFENSES
 from detectors import DETECTORS
 
-ZOO_TASKS = [
-    "median3",
-    "median5",
-    "blur",
-    "resample",
-    "resample[scale=0.8]",
-    "jpeg",
-    "gamma",
-    "histeq",
-    "noise",
-    "manipulation-id",
-    "camera-sim",
-]
+# the tasks of the zoo profile (bench/inputs/matrices/zoo.toml): every registered task, resample both ways
+ZOO_TASKS = [str(t) for t in load_matrix(builtin_matrix_path("zoo"), train_only=True).tasks]
 SMALL = DataConfig(max_train_per_photo=20, max_eval_per_photo=10)
 
 
