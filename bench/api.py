@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.inputs.data import builtin_source, folder_source
 from bench.inputs.matrix import Matrix, load_matrix
+from bench.inputs.photos import builtin_source, folder_source
 from bench.outputs.figures import RUN_FIGURES, FigureOutput, make_figures
 from bench.outputs.formats import ResultsFolder, results_folder
 from bench.run.execute import Progress, Runner, RunResult

@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-ZHAO2018 = (
-    "Zhao, Yang, Ni, Zhao & Wu, 'Security consideration for deep learning-based image forensics', "
-    "IEICE Trans. Inf. & Syst. E101-D(12), 2018"
-)
 TRANSFORM_GRADIENTS = ("oblivious", "exact", "bpda")  # how input transforms are attacked unless they say otherwise
 
 
@@ -76,3 +72,20 @@ def is_input_transform(defense: Spec) -> bool:
 def attack_gradients(defense: Spec) -> tuple[str, ...]:
     """The gradients each attack is run with on this defence (the naive one first)."""
     return defense_info(defense).gradients
+
+
+def deployed(defense: Spec, gradient: str, model: nn.Module, seed: int) -> tuple[nn.Module, nn.Module | None]:
+    """What an attacker with ``gradient`` faces on ``defense``: the deployed model judged, and the
+    surrogate the adversarial images are crafted on (None: the deployed model itself).
+
+    A training-time defence is its trained model. An input transform wraps the undefended model
+    with the attacker's gradient (its predictions always go through the transform); the oblivious
+    attacker crafts on the bare model.
+    """
+    info = defense_info(defense)
+    if gradient not in info.gradients:
+        raise ValueError(f"{defense}: gradient {gradient!r} is not one of {', '.join(info.gradients)}")
+    if info.kind == "training":
+        return model, None
+    wrapped: nn.Module = create_defense(defense).wrap(model, gradient, seed)
+    return wrapped, (model if gradient == "oblivious" else None)

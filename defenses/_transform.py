@@ -52,20 +52,20 @@ BPDA_STEPS_FACTOR = 2  # iterations of a BPDA attack, in multiples of the attack
 GRADIENTS = ("oblivious", "exact", "bpda", "eot")  # every gradient a transform can be attacked with
 
 
+def attack_for(attack: Spec, gradient: str) -> Spec:
+    """The attack a cell with this ``gradient`` runs: ``attack`` itself, or for BPDA the same attack
+    with ``BPDA_STEPS_FACTOR`` times its ``steps`` (when it has a ``steps`` parameter)."""
+    if gradient != "bpda" or "steps" not in dict(attack.params):
+        return attack
+    params = tuple((k, v * BPDA_STEPS_FACTOR if k == "steps" else v) for k, v in attack.params)
+    return dataclasses.replace(attack, params=params)
+
+
 class InputTransform(abc.ABC):
     """An inference-time defence: a transform applied to every input of a trained detector."""
 
     def __init__(self, **params: Any) -> None:
         self.params = params
-
-    @staticmethod
-    def attack_for(attack: Spec, gradient: str) -> Spec:
-        """The attack a cell with this ``gradient`` runs: ``attack`` itself, or for BPDA the same
-        attack with ``BPDA_STEPS_FACTOR`` times its ``steps`` (when it has a ``steps`` parameter)."""
-        if gradient != "bpda" or "steps" not in dict(attack.params):
-            return attack
-        params = tuple((k, v * BPDA_STEPS_FACTOR if k == "steps" else v) for k, v in attack.params)
-        return dataclasses.replace(attack, params=params)
 
     @abc.abstractmethod
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from bench.core.registry import at_least, at_most, greater_than
-from defenses import ZHAO2018, Defense, DefenseInfo, register_defense
+from defenses import Defense, DefenseInfo, register_defense
 from defenses._adversary import craft, gradient_norm, input_gradient
+from defenses._references import ZHAO2018
 
 if TYPE_CHECKING:
     import torch

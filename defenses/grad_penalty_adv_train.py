@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from bench.core.registry import at_least, at_most, greater_than
-from defenses import ZHAO2018, Defense, DefenseInfo, register_defense
+from defenses import Defense, DefenseInfo, register_defense
+from defenses._references import ZHAO2018
 from defenses.adv_train import AdversarialTraining, AttackName, one_step_fgsm
 
 

@@ -63,7 +63,7 @@ def smoke_models(smoke: SmokeRun, smoke_dataset: Any) -> dict[str, Any]:
 
 
 def _source() -> Any:
-    from bench.inputs.data import builtin_source
+    from bench.inputs.photos import builtin_source
 
     return builtin_source()
 

@@ -1,4 +1,4 @@
-"""A deliberately gradient-masked detector, registered only in the tests (bench/flags.py must catch it).
+"""A deliberately gradient-masked detector, registered only in the tests (bench/run/flags.py must catch it).
 
 ``test-masked[mask=true]`` rounds its input to 8-bit levels with ``torch.round``, whose gradient
 is zero everywhere: every gradient attack sees a flat loss, while black-box attacks and the

@@ -1,4 +1,4 @@
-"""The shape comparison of a minimum-norm attack's curve with a PGD sweep (bench/costs.py)."""
+"""The shape comparison of a minimum-norm attack's curve with a PGD sweep (bench/studies/costs.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from bench.core.config import DataConfig
 from bench.core.errors import BenchError
-from bench.inputs.data import builtin_source, folder_source, load_image, split_photos
+from bench.inputs.data import load_image, split_photos
+from bench.inputs.photos import builtin_source, folder_source
 from bench.run.execute import obtain_dataset
 from bench.run.plan import dataset_key
 from bench.run.store import Store

@@ -218,12 +218,11 @@ def test_every_transform_is_attacked_obliviously_first_and_names_an_adaptive_gra
 @pytest.mark.parametrize("name", INPUT_TRANSFORMS)
 def test_bpda_cells_run_their_attack_with_more_steps_and_the_others_unchanged(name: str) -> None:
     from bench.attacks import ATTACKS
-    from defenses._transform import BPDA_STEPS_FACTOR
+    from defenses._transform import BPDA_STEPS_FACTOR, attack_for
 
-    transform = create_defense(name)
     pgd, fgsm = ATTACKS.resolve("art.pgd[steps=7]"), ATTACKS.resolve("art.fgsm")
     for gradient in _info(name).gradients:
         expected = 7 * BPDA_STEPS_FACTOR if gradient == "bpda" else 7
-        assert transform.attack_for(pgd, gradient).get("steps") == expected
-        assert transform.attack_for(fgsm, gradient) == fgsm  # no steps to raise
+        assert attack_for(pgd, gradient).get("steps") == expected
+        assert attack_for(fgsm, gradient) == fgsm  # no steps to raise
     assert BPDA_STEPS_FACTOR > 1

@@ -11,6 +11,7 @@ import pytest
 
 from bench.core.schema import FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, conform
 from bench.core.stats import wilson
+from bench.outputs.summary import flagged_curves
 from bench.run import flags
 
 BASE = {
@@ -204,7 +205,7 @@ def test_flags_column_joins_the_raised_names_in_order() -> None:
     out = flags.add_flags(table)
     assert out["flags"].tolist() == ["single_beats_iterative", "single_beats_iterative,too_few_samples"]
     assert flags.flag_counts(out) == {**dict.fromkeys(FLAG_NAMES, 0), "single_beats_iterative": 2, "too_few_samples": 1}
-    cells = flags.flagged_cells(out)
+    cells = flagged_curves(out)
     assert set(cells["flag"]) == {"single_beats_iterative", "too_few_samples"}
     assert list(conform(out, MATRIX_COLUMNS).columns) == list(MATRIX_COLUMNS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,31 @@ def test_every_built_in_entry_is_discovered_from_its_own_module(family: str, nam
     module = registry.entry(name).factory.__module__
     assert module in registry.builtin_modules()
     assert not any(part.startswith("_") for part in module.split("."))
+
+
+def test_a_new_attack_may_subclass_a_built_in_one_and_add_a_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fields inherited from a class of another module keep their types and checks."""
+    import importlib
+
+    (tmp_path / "more_pgd_entry.py").write_text(
+        "from dataclasses import dataclass\n\n"
+        "from bench.attacks import AttackInfo, register_attack\n"
+        "from bench.attacks.foolbox.pgd import FoolboxPGD\n\n\n"
+        '@register_attack("test.more-pgd", info=AttackInfo("PGD with a field of its own"))\n'
+        "@dataclass(frozen=True, kw_only=True)\n"
+        "class MorePGD(FoolboxPGD):\n"
+        "    restarts: int = 2\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module("more_pgd_entry")
+        spec = ATTACKS.resolve("test.more-pgd[steps=5]")
+        assert str(spec) == "test.more-pgd[random_start=true,rel_stepsize=0.25,restarts=2,steps=5]"
+        with pytest.raises(BenchError, match="steps must be an integer >= 1"):
+            ATTACKS.resolve("test.more-pgd[steps=0]")
+        assert ATTACKS.create(spec).params == {"random_start": True, "rel_stepsize": 0.25, "restarts": 2, "steps": 5}
+    finally:
+        ATTACKS.unregister("test.more-pgd")
+        sys.modules.pop("more_pgd_entry", None)

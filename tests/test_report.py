@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.core.schema import FLAG_NAMES
 from bench.outputs.figures import FIGURES
 from bench.outputs.report import make_report
 
@@ -52,14 +53,18 @@ def test_flagged_rows_come_first(smoke, tmp_path: Path) -> None:
     folder = tmp_path / "smoke"
     shutil.copytree(smoke.results_dir / "smoke", folder)
     table = pd.read_parquet(folder / "matrix.parquet")
+    # plant one flag on the FGSM rows, in both forms a run writes: the flag_<name> columns and `flags`
+    fgsm = table["attack"].str.startswith("art.fgsm")
+    for name in FLAG_NAMES:
+        table[f"flag_{name}"] = fgsm if name == "single_beats_iterative" else False
     table["flags"] = ""
-    table.loc[table["attack"].str.startswith("art.fgsm"), "flags"] = "single_step_beats_iterative"
+    table.loc[fgsm, "flags"] = "single_beats_iterative"
     table.to_parquet(folder / "matrix.parquet", index=False)
     out = make_report(folder)
     page = out.path.read_text()
     assert out.flagged == int((table["flags"] != "").sum()) > 0
     flags_at, figures_at = page.index("id=flags"), page.index("<h2>Figures")
-    assert flags_at < figures_at and "single_step_beats_iterative" in page[flags_at:figures_at]
+    assert flags_at < figures_at and "single_beats_iterative" in page[flags_at:figures_at]
     assert "art.fgsm" in page[flags_at:figures_at] and "art.pgd" not in page[flags_at:figures_at]
     table["flags"] = ""
     table.to_parquet(folder / "matrix.parquet", index=False)

@@ -217,7 +217,7 @@ def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> Non
 
 
 def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
-    from bench.inputs.data import builtin_source
+    from bench.inputs.photos import builtin_source
     from bench.run.plan import make_plan
 
     source = builtin_source()
@@ -254,7 +254,7 @@ def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp
         assert bits.loc[("bpda", eps), "robust_accuracy"] <= bits.loc[("exact", eps), "robust_accuracy"]
     samples = result.samples
     assert set(samples["gradient"]) == {"exact", "bpda", "eot", "oblivious"}
-    # the rows name the attack each cell ran: BPDA's has more steps (defenses/input_transforms.py)
+    # the rows name the attack each cell ran: BPDA's has more steps (defenses/_transform.py)
     ran = table.groupby("gradient")["attack"].agg(lambda a: sorted(set(a)))
     assert ran["bpda"] == ["art.pgd[random_start=true,rel_stepsize=0.25,steps=10]"]
     assert ran["exact"] == ran["oblivious"] == ran["eot"] == ["art.pgd[random_start=true,rel_stepsize=0.25,steps=5]"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.inputs.data import builtin_source
 from bench.inputs.matrix import builtin_matrix_path, load_matrix
+from bench.inputs.photos import builtin_source
 from bench.run.plan import images_attack, make_plan, plan_models
 
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from bench.core.config import DataConfig, TrainingConfig
-from bench.inputs.data import build_dataset, builtin_source, folder_source
+from bench.inputs.data import build_dataset
 from bench.inputs.matrix import builtin_matrix_path, load_matrix
+from bench.inputs.photos import builtin_source, folder_source
 from bench.tasks import TASKS
 from defenses import DEFENSES
 from detectors import DETECTORS

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 BUDGET_TOLERANCE = 1e-6  # float32 rounding allowed beyond the epsilon ball / [0, 1] box (relative for l2)
 NORMS = ("linf", "l2")
-THREATS = ("white-box", "score", "decision", "control")
 
 
 def l2_budget(eps_255: float, shape: tuple[int, ...]) -> float:

@@ -120,6 +120,8 @@ def _run(args: argparse.Namespace) -> int:
             "rerun to continue",
             file=sys.stderr,
         )
+        if (folder.folder / "matrix.parquet").is_file():  # the figures of the finished cells, not stale ones
+            api.draw_run_figures(folder.folder)
         return 130
     api.draw_run_figures(folder.folder)
     _summary(result, folder.folder)
@@ -239,7 +241,8 @@ def _summary(result: RunResult, folder: Path) -> None:
 
 def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
     """The trust flags raised: rows per flag with the link to its explanation, then each flagged attack."""
-    from bench.run.flags import flag_counts, flagged_cells, link
+    from bench.outputs.summary import flagged_curves
+    from bench.run.flags import flag_counts, link
 
     counts = {name: n for name, n in flag_counts(table).items() if n}
     if not counts:
@@ -249,7 +252,7 @@ def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
     print(f"TRUST FLAGS: {len(counts)} raised, on {rows} of {len(table)} rows (flags column of matrix.csv)")
     for name, n in counts.items():
         print(f"  {name:24s} {n:6d} rows  {link(name)}")
-    cells = flagged_cells(table)
+    cells = flagged_curves(table)
     for _, c in cells.head(limit).iterrows():
         print(
             f"  {c['flag']:24s} {c['detector']} | {c['defense']} | {c['attack']} ({c['gradient']}, {c['norm']}): "

@@ -10,6 +10,13 @@ blocks. So editing a docstring changes no key, while editing any function a stag
 its own module or in one it imports - changes the key of everything that stage computes. A new
 module that nothing imports (a new registry entry) changes no existing key.
 
+Three project modules are never followed (:data:`UNFOLLOWED`): the package's lazy public API
+(``bench/__init__.py``), the error class and this module - none of them computes a number. The
+``info=`` argument of a registration decorator (an entry's description, reference and registry
+metadata) is dropped as well: whatever of it shapes a result (a defence's kind and gradients)
+reaches the keys through the canonical names and the plan. The Python version is part of every
+fingerprint, since the syntax tree's dump differs between versions.
+
 The granularity is the module: editing one function of a module re-keys everything that imports
 the module, whether or not it calls that function. Keep stage modules small and free of
 orchestration (bench/run/plan.py lists the stage modules).
@@ -29,6 +36,7 @@ from typing import Any
 
 KEY_LENGTH = 20  # hex digits of SHA-256 kept in keys and file names
 PROJECT = ("bench", "detectors", "defenses")  # top-level packages whose imports are followed
+UNFOLLOWED = frozenset({"bench", "bench.core.errors", "bench.core.fingerprint"})  # compute no number
 
 
 def digest(*parts: Any) -> str:
@@ -56,6 +64,7 @@ class _Normalise(ast.NodeTransformer):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         node.body = self._body(node.body)
+        self._decorators(node)
         outer, self._in_class = self._in_class, True
         node = self.generic_visit(node)  # type: ignore[assignment]
         self._in_class = outer
@@ -64,6 +73,7 @@ class _Normalise(ast.NodeTransformer):
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
         node.body = self._body(node.body)
         node.returns = None
+        self._decorators(node)
         outer, self._in_class = self._in_class, False
         node = self.generic_visit(node)  # type: ignore[assignment]
         self._in_class = outer
@@ -90,6 +100,12 @@ class _Normalise(ast.NodeTransformer):
         if _is_type_checking(node):  # never executed
             return [self.visit(n) for n in node.orelse] or None
         return self.generic_visit(node)
+
+    def _decorators(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        """A registration decorator's ``info=`` (description, reference, metadata) computes nothing."""
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call):
+                decorator.keywords = [k for k in decorator.keywords if k.arg != "info"]
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -181,24 +197,31 @@ def _library_version(top: str) -> str | None:
     return ",".join(found) if found else f"{top}==unknown"
 
 
+def _with_parents(name: str) -> list[str]:
+    """A module and the packages above it (importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__``)."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
 def closure(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The project modules a module reaches through its imports (itself included, sorted) and the
-    third-party distributions they import (``dist==version``, sorted)."""
+    """The project modules a module reaches through its imports (itself and its parent packages
+    included, sorted) and the third-party distributions they import (``dist==version``, sorted)."""
     followed = {*PROJECT, name.partition(".")[0]}
     seen: set[str] = set()
     libraries: set[str] = set()
-    todo = [name]
+    todo = [m for m in _with_parents(name) if m not in UNFOLLOWED]
     while todo:
         current = todo.pop()
         if current in seen:
             continue
         seen.add(current)
-        for imported in _parsed(current)[1]:
+        imports = {m for imported in _parsed(current)[1] for m in _with_parents(imported)}
+        for imported in imports:
             top = imported.partition(".")[0]
             if top not in followed:
                 if (lib := _library_version(top)) is not None:
                     libraries.add(lib)
-            elif imported not in seen and module_file(imported) is not None:
+            elif imported not in seen and imported not in UNFOLLOWED and module_file(imported) is not None:
                 todo.append(imported)
     return tuple(sorted(m for m in seen if module_file(m) is not None)), tuple(sorted(libraries))
 
@@ -210,7 +233,7 @@ def fingerprint(name: str) -> str:
     modules, libraries = closure(name)
     if not modules:
         raise ValueError(f"no source file for module {name!r}")
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"python {sys.version_info.major}.{sys.version_info.minor}".encode())
     for module in modules:
         h.update(module.encode() + b"\0" + _parsed(module)[0].encode() + b"\0")
     for library in libraries:

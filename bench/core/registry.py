@@ -153,11 +153,6 @@ class Spec:
             return self.name
         return f"{self.name}[{','.join(f'{k}={format_value(v)}' for k, v in self.params)}]"
 
-    @property
-    def canonical(self) -> str:
-        """The canonical ``name[k=v]`` string."""
-        return str(self)
-
     def get(self, key: str) -> Any:
         """Value of one parameter by canonical key."""
         return dict(self.params)[key]
@@ -324,12 +319,14 @@ def _params_of(factory: Callable[..., Any], context: tuple[str, ...]) -> tuple[P
     its constructor's: a keyword-only dataclass declares each parameter once, as a field)."""
     params = []
     namespace = vars(sys.modules[factory.__module__])
+    # a class's fields may be inherited from a class of another module: resolve each where it is written
+    fields = typing.get_type_hints(factory, include_extras=True) if isinstance(factory, type) else {}
     for p in inspect.signature(factory).parameters.values():
         if p.name in context:
             continue
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
             raise TypeError(f"{factory.__qualname__}: parameter {p.name!r} must be keyword-only with a default")
-        hint = p.annotation
+        hint = fields.get(p.name, p.annotation)
         if hint is inspect.Parameter.empty:
             hint = type(p.default)
         elif isinstance(hint, str):  # postponed annotation; the return type may be TYPE_CHECKING-only

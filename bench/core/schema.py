@@ -1,4 +1,9 @@
-"""Column schemas of the tidy tables: matrix, samples, models, probes and transfer (checked by the tests)."""
+"""Column schemas of the tidy tables: matrix, samples, models, probes and transfer (checked by the tests).
+
+A cell's own columns are in bench/core/columns.py (the cell stage imports that module only); the
+matrix table adds the columns derived when the tables are assembled (bench/run/tables.py): the
+95% Wilson interval of every rate and the trust flags (bench/run/flags.py, docs/flags.md).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# The trust flags, in the order of their columns (computed by bench/flags.py, explained in docs/flags.md).
+from bench.core.columns import CELL_COLUMNS, SAMPLE_COLUMNS, conform_columns
+
+__all__ = [
+    "DERIVED",
+    "FLAG_NAMES",
+    "INTERVAL_RATES",
+    "MATRIX_COLUMNS",
+    "MODEL_COLUMNS",
+    "PROBE_COLUMNS",
+    "SAMPLE_COLUMNS",
+    "TRANSFER_COLUMNS",
+    "conform",
+    "conform_probes",
+]
+
+# The trust flags, in the order of their columns (computed by bench/run/flags.py, explained in docs/flags.md).
 FLAG_NAMES: tuple[str, ...] = (
     "non_monotone",
     "unbounded_not_zero",
@@ -19,90 +39,35 @@ FLAG_NAMES: tuple[str, ...] = (
     "too_few_samples",
 )
 
-# Columns derived from the whole table after the cells (bench/flags.py, bench/stats.py): a cell's
-# own rows, cached or fresh, lack them until the table is written; conform() fills them with
-# these not-yet-computed values.
+# The rates of the matrix table that carry a 95% Wilson interval (<rate>_low, <rate>_high).
+INTERVAL_RATES = ("clean_accuracy", "robust_accuracy", "tpr", "tnr", "attack_success_rate")
+
+# Columns derived from the cells' rows when the tables are assembled (bench/run/tables.py): a
+# cell's own rows, cached or fresh, lack them; conform() fills them with these not-yet-computed
+# values until they are computed.
 DERIVED: dict[str, Any] = {
-    "attack_success_rate_low": float("nan"),
-    "attack_success_rate_high": float("nan"),
-    "flags": "",
+    **{f"{rate}_{end}": float("nan") for rate in INTERVAL_RATES for end in ("low", "high")},
+    "flags": "",  # names of the flags raised on the row, joined by ","; empty when none
     **{f"flag_{name}": False for name in FLAG_NAMES},
 }
+
+
+def _matrix_columns() -> dict[str, str]:
+    """The cell's columns with each rate's interval right after it, then the trust flags."""
+    out: dict[str, str] = {}
+    for name, dtype in CELL_COLUMNS.items():
+        out[name] = dtype
+        if name in INTERVAL_RATES:
+            out.update({f"{name}_low": "float64", f"{name}_high": "float64"})
+    out["flags"] = "string"
+    out.update({f"flag_{name}": "bool" for name in FLAG_NAMES})
+    return out
+
 
 # matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, gradient, epsilon,
 # quantized, postprocess), plus one `ensemble` row per (task, detector, defense, norm, epsilon,
 # quantized, postprocess): the worst case per sample over every attack run on that model.
-MATRIX_COLUMNS: dict[str, str] = {
-    "task": "string",  # canonical task name
-    "detector": "string",  # canonical detector name, e.g. bayar[filters=3,truncate=3.0,width=16]
-    "defense": "string",  # canonical defence name, e.g. grad-penalty[lambda=0.05]
-    "attack": "string",  # canonical attack name, e.g. art.pgd[random_start=true,rel_stepsize=0.25,steps=10]
-    "gradient": "string",  # the attacker's gradient: exact | oblivious | bpda | eot (the last three on input transforms); ensemble rows: any
-    "library": "string",  # art | foolbox | ensemble
-    "norm": "string",  # linf | l2
-    "threat": "string",  # white-box | score | decision | control (non-adversarial) | ensemble
-    "minimum_norm": "bool",  # one unbounded run per cell; every epsilon from each sample's smallest perturbation
-    "quantized": "string",  # float: the attack's output; uint8: rounded to 8-bit levels inside the budget
-    "postprocess": "string",  # none | jpeg95 | jpeg85 | jpeg75 (the uint8 images JPEG-compressed, PIL)
-    "epsilon": "float64",  # budget in [0, 1] units, in `norm` (l2: e/255 * sqrt(C*H*W))
-    "epsilon_255": "float64",  # the matrix's label e of the budget, in 8-bit units
-    "n": "int64",  # attacked held-out test patches
-    "clean_accuracy": "float64",
-    "clean_accuracy_low": "float64",  # 95% Wilson interval
-    "clean_accuracy_high": "float64",
-    "robust_accuracy": "float64",  # correct on clean AND on the worst adversarial found within epsilon
-    "robust_accuracy_low": "float64",
-    "robust_accuracy_high": "float64",
-    "tpr": "float64",  # binary tasks: manipulated patches still detected under attack (robust among manipulated)
-    "tpr_low": "float64",
-    "tpr_high": "float64",
-    "tnr": "float64",  # binary tasks: pristine patches still passed under attack (robust among pristine)
-    "tnr_low": "float64",
-    "tnr_high": "float64",
-    "attack_success_rate": "float64",  # share of initially correct samples the attack flipped
-    "attack_success_rate_low": "float64",  # 95% Wilson interval (derived when the table is written)
-    "attack_success_rate_high": "float64",
-    "perturbation_linf_max": "float64",  # largest Linf perturbation stored, [0, 1] units
-    "perturbation_l2_mean": "float64",  # mean L2 perturbation over flipped samples, [0, 1] units
-    "attacked": "int64",  # samples attacked at this epsilon (survivors of the smaller epsilon)
-    "queries": "float64",  # score/decision attacks: model queries per attacked sample at this epsilon
-    "query_budget": "float64",  # score/decision attacks: the most queries per sample their parameters allow
-    "seconds": "float64",  # attack time at this epsilon (a minimum-norm attack's one run: at the smallest)
-    "train_seconds": "float64",  # training time of the detector x defence
-    "seed": "int64",
-    "cell": "string",  # content hash of the cell (cache key)
-    "model": "string",  # content hash of the trained model
-    "error": "string",  # empty when the cell succeeded
-    # trust flags (bench/flags.py, docs/flags.md), derived when the table is written
-    "flags": "string",  # names of the flags raised on the row, joined by ","; empty when none
-    **{f"flag_{name}": "bool" for name in FLAG_NAMES},
-}
-
-# samples.parquet: one row per (cell, epsilon, test sample).
-SAMPLE_COLUMNS: dict[str, str] = {
-    "task": "string",
-    "detector": "string",
-    "defense": "string",
-    "attack": "string",
-    "gradient": "string",
-    "norm": "string",
-    "quantized": "string",
-    "postprocess": "string",
-    "epsilon": "float64",
-    "epsilon_255": "float64",
-    "sample": "int64",  # index into the task's test split
-    "source": "string",  # source photograph
-    "label": "int64",
-    "clean_pred": "int64",
-    "adv_pred": "int64",
-    "clean_correct": "bool",
-    "adv_correct": "bool",  # still correct under attack (robust)
-    "linf": "float64",  # perturbation norms, [0, 1] units (of the uint8 image in post-processed variants)
-    "l2": "float64",
-    "min_norm": "float64",  # minimum-norm attacks: smallest adversarial perturbation found, in `norm`
-    # (0: misclassified from the start; inf: none found); NaN for fixed-epsilon attacks
-    "cell": "string",
-}
+MATRIX_COLUMNS: dict[str, str] = _matrix_columns()
 
 # models.csv: one row per trained (task, detector, defense).
 MODEL_COLUMNS: dict[str, str] = {
@@ -180,13 +145,7 @@ TRANSFER_COLUMNS: dict[str, str] = {
 def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """Order columns and cast dtypes to a schema (missing columns are an error, except the
     :data:`DERIVED` ones, which are filled with their not-yet-computed values)."""
-    fill = {c: v for c, v in DERIVED.items() if c in columns and c not in frame.columns}
-    if fill:
-        frame = frame.assign(**fill)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"table lacks columns {missing}")
-    return frame[list(columns)].astype(columns).reset_index(drop=True)
+    return conform_columns(frame, columns, DERIVED)
 
 
 def conform_probes(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,16 +1,12 @@
-"""Pristine photographs and the patch datasets built from them.
+"""The patch datasets built from pristine photographs (bench/inputs/photos.py).
 
-Built-in photographs are the natural photographs bundled inside scikit-image (no download,
-ever); ``--images DIR`` points at a user's own pristine collection instead. Splits are by
-source photograph: no photograph gives patches to two splits. Building is a pure function of
-the task, the photographs, the settings and the seed; the run's store caches the result under
-a content key (bench/run/plan.py, bench/run/store.py).
+Splits are by source photograph: no photograph gives patches to two splits. Building is a pure
+function of the task, the photographs, the settings and the seed - the dataset stage of the
+run's keys (bench/run/plan.py); the run's store caches the result under its key.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,80 +21,9 @@ from bench.tasks import TASKS
 if TYPE_CHECKING:
     from bench.core.config import DataConfig
     from bench.core.registry import Spec
+    from bench.inputs.photos import ImageSource
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm")
-
-# Natural photographs shipped in scikit-image's data folder. Left out: synthetic images
-# (chessboards, color wheel, logo, phantom, text, page scan, horse silhouette), images too
-# small for more than one patch (microaneurysms, lfw faces) and motorcycle_right, the
-# stereo twin of motorcycle_left (near-duplicates in two splits would leak).
-BUILTIN_PHOTOS = (
-    "astronaut.png",
-    "brick.png",
-    "camera.png",
-    "cell.png",
-    "chelsea.png",
-    "clock_motion.png",
-    "coffee.png",
-    "coins.png",
-    "grass.png",
-    "gravel.png",
-    "hubble_deep_field.jpg",
-    "ihc.png",
-    "moon.png",
-    "motorcycle_left.png",
-    "retina.jpg",
-    "rocket.jpg",
-)
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """A collection of pristine photographs: (name, path) pairs and a digest of their bytes."""
-
-    label: str
-    files: tuple[tuple[str, Path], ...]
-
-    @functools.cached_property
-    def digest(self) -> str:
-        """SHA-256 over every file's name and content (part of the dataset cache key; computed once)."""
-        h = hashlib.sha256()
-        for name, path in self.files:
-            h.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        return h.hexdigest()
-
-
-def builtin_source() -> ImageSource:
-    """The natural photographs bundled with scikit-image."""
-    import skimage
-
-    folder = Path(skimage.__file__).parent / "data"
-    files = tuple((p.stem, folder / p) for p in map(Path, BUILTIN_PHOTOS) if (folder / p).is_file())
-    if len(files) < 3:
-        raise BenchError(
-            f"scikit-image's data folder {folder} holds {len(files)} of the built-in photographs; at least 3 are needed"
-        )
-    return ImageSource("skimage", files)
-
-
-def folder_source(folder: str | Path) -> ImageSource:
-    """Every image under ``folder`` (recursively) with an allowed suffix, sorted by path."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise BenchError(
-            f"--images {folder}: not a directory; give a folder of pristine images ({', '.join(IMAGE_SUFFIXES)})"
-        )
-    files = tuple(
-        (p.relative_to(root).with_suffix("").as_posix(), p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if len(files) < 3:
-        raise BenchError(
-            f"--images {folder}: found {len(files)} images; at least 3 are needed (one per split), with suffixes {', '.join(IMAGE_SUFFIXES)}"
-        )
-    return ImageSource(root.resolve().name, files)
 
 
 def load_image(path: Path, channels: int) -> np.ndarray:
@@ -250,12 +175,3 @@ def _locations(versions: list[np.ndarray], patch: int, stride: int, min_changed:
 
 def _chw(patch: np.ndarray) -> np.ndarray:
     return patch[None] if patch.ndim == 2 else np.moveaxis(patch, 2, 0)
-
-
-def attacked_subset(dataset: Dataset, n: int, seed: int) -> np.ndarray:
-    """Indices of the attacked test patches: a seeded sample of n (all if fewer), sorted."""
-    total = len(dataset.y["test"])
-    if n >= total:
-        return np.arange(total)
-    rng = np.random.default_rng([seed, zlib.crc32(b"test-subset")])
-    return np.sort(rng.choice(total, n, replace=False))

@@ -44,6 +44,12 @@ class Matrix:
     epsilons_255: tuple[float, ...]
     data: DataConfig
     training: TrainingConfig
+    file: str = ""  # the matrix file it was read from ("" when built in code); not part of any key
+
+    @property
+    def builtin(self) -> bool:
+        """Whether it was read from a built-in profile's file."""
+        return bool(self.file) and Path(self.file).parent == Path(str(resources.files("bench.inputs.matrices")))
 
     @property
     def epsilons(self) -> tuple[float, ...]:
@@ -96,7 +102,7 @@ def load_matrix(path: str | Path, profile: str | None = None, *, train_only: boo
     if profile is not None:
         doc["profile"] = profile
     doc.setdefault("profile", path.stem)
-    return parse_matrix(doc, where, train_only=train_only)
+    return dataclasses.replace(parse_matrix(doc, where, train_only=train_only), file=str(path))
 
 
 def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool = False) -> Matrix:

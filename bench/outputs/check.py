@@ -22,7 +22,6 @@ exactly; the tolerance is for other machines and library versions.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,23 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.core.cache import atomic_write_text
 from bench.core.errors import BenchError
-from bench.outputs.formats import Results, load_results
+from bench.outputs.formats import BASELINE_COLUMNS, BASELINE_KEYS, Results, load_results, read_baseline, write_baseline
 
-KEYS = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+__all__ = ["BASELINE_COLUMNS", "KEYS", "CannotCompare", "Comparison", "check", "compare", "fisher_p", "write_baseline"]
+
+KEYS = BASELINE_KEYS
 METRICS = ["clean_accuracy", "robust_accuracy"]
-BASELINE_COLUMNS = [
-    *KEYS,
-    "n",
-    "seed",
-    "clean_accuracy",
-    "clean_accuracy_low",
-    "clean_accuracy_high",
-    "robust_accuracy",
-    "robust_accuracy_low",
-    "robust_accuracy_high",
-]
 MIN_EFFECT = 0.05  # 5 percentage points
 ALPHA = 0.05
 
@@ -70,63 +59,6 @@ class Comparison:
     @property
     def changed(self) -> pd.DataFrame:
         return self.cells[(self.cells["change"] != 0) | (self.cells["status"] != "ok")]
-
-    @property
-    def exit_status(self) -> int:
-        return 1 if len(self.failed) else 0
-
-
-def baseline_frame(results: Results) -> pd.DataFrame:
-    """The baseline rows of a results folder (refused when a cell failed: a baseline must be whole)."""
-    table = results.table
-    failed = table[table["error"] != ""]
-    if len(failed):
-        raise BenchError(
-            f"{results.folder}: {failed['cell'].nunique() if 'cell' in failed else len(failed)} cells "
-            "failed; fix them before writing a baseline"
-        )
-    frame = table[BASELINE_COLUMNS].sort_values(KEYS, kind="stable").reset_index(drop=True)
-    if frame.duplicated(KEYS).any():
-        raise BenchError(f"{results.folder}: duplicate cells in matrix.parquet")
-    return frame
-
-
-def write_baseline(results: Results | str | Path, path: str | Path) -> tuple[Path, Path]:
-    """Write the baseline CSV and its JSON (configuration, versions) from a results folder."""
-    results = results if isinstance(results, Results) else load_results(results)
-    frame = baseline_frame(results)
-    path = Path(path)
-    meta = {
-        "profile": results.name,
-        "source": str(results.folder),
-        "configuration": results.run.get("configuration", {}),
-        "versions": results.run.get("versions", {}),
-    }
-    atomic_write_text(path, frame.to_csv(index=False))
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
-    return path, path.with_suffix(".json")
-
-
-def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A baseline CSV and its JSON (empty dict when absent); CannotCompare when unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CannotCompare(f"--baseline {path}: no such file (write one with `python -m bench check --update`)")
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
-        raise CannotCompare(f"--baseline {path}: not a CSV file ({type(err).__name__})") from None
-    missing = [c for c in BASELINE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise CannotCompare(f"--baseline {path}: not a baseline; lacks columns {', '.join(missing)}")
-    for c in KEYS[:-1]:
-        frame[c] = frame[c].astype(str)
-    meta_path = path.with_suffix(".json")
-    try:
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    except json.JSONDecodeError:
-        raise CannotCompare(f"{meta_path}: not valid JSON") from None
-    return frame, meta
 
 
 def _describe(key: tuple[Any, ...]) -> str:
@@ -234,7 +166,10 @@ def check(
         raise BenchError(f"--alpha {alpha:g}: not allowed; a level between 0 and 1")
     if not 0 <= min_effect <= 1:
         raise BenchError(f"--min-effect {100 * min_effect:g}: not allowed; percentage points between 0 and 100")
-    baseline, meta = read_baseline(baseline_path)
+    try:
+        baseline, meta = read_baseline(baseline_path)
+    except BenchError as err:
+        raise CannotCompare(str(err)) from None
     try:
         results = load_results(results_dir)
     except BenchError as err:

@@ -217,7 +217,19 @@ REFERENCE_COLUMNS = [c for c in MATRIX_COLUMNS if c not in REFERENCE_DROPPED]
 # columns a reference CSV must have; any other column it lacks gets its default
 _REFERENCE_REQUIRED = ("task", "detector", "defense", "attack", "norm", "epsilon_255", "n")
 # run.json fields copied into the reference JSON
-RUN_FIELDS = ("configuration", "versions", "host", "images", "datasets", "stats", "timings", "flags", "finished")
+RUN_FIELDS = (
+    "configuration",
+    "matrix",
+    "versions",
+    "host",
+    "images",
+    "datasets",
+    "stats",
+    "timings",
+    "flags",
+    "attacks_run",
+    "finished",
+)
 # small tables of a folder copied into the reference JSON as records (when the folder has them)
 _TABLES = ("models", "transfer", "per_photo", "costs", "training_costs")
 _HASHES = {"transfer": ("source_cell", "target_model")}
@@ -384,3 +396,72 @@ def _plain(value: Any) -> Any:
     if value is pd.NA or value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return value
+
+
+# --- the regression baseline (results/baseline/<profile>.csv and .json; bench/outputs/check.py compares)
+
+BASELINE_KEYS = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+BASELINE_COLUMNS = [
+    *BASELINE_KEYS,
+    "n",
+    "seed",
+    "clean_accuracy",
+    "clean_accuracy_low",
+    "clean_accuracy_high",
+    "robust_accuracy",
+    "robust_accuracy_low",
+    "robust_accuracy_high",
+]
+
+
+def baseline_frame(results: Results) -> pd.DataFrame:
+    """The baseline rows of a results folder (refused when a cell failed: a baseline must be whole)."""
+    table = results.table
+    failed = table[table["error"] != ""]
+    if len(failed):
+        raise BenchError(
+            f"{results.folder}: {failed['cell'].nunique() if 'cell' in failed else len(failed)} cells "
+            "failed; fix them before writing a baseline"
+        )
+    frame = table[BASELINE_COLUMNS].sort_values(BASELINE_KEYS, kind="stable").reset_index(drop=True)
+    if frame.duplicated(BASELINE_KEYS).any():
+        raise BenchError(f"{results.folder}: duplicate cells in matrix.parquet")
+    return frame
+
+
+def write_baseline(results: Results | str | Path, path: str | Path) -> tuple[Path, Path]:
+    """Write the baseline CSV and its JSON (configuration, versions) from a results folder."""
+    results = results if isinstance(results, Results) else load_results(results)
+    frame = baseline_frame(results)
+    path = Path(path)
+    meta = {
+        "profile": results.name,
+        "source": str(results.folder),
+        "configuration": results.run.get("configuration", {}),
+        "versions": results.run.get("versions", {}),
+    }
+    atomic_write_text(path, frame.to_csv(index=False))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    return path, path.with_suffix(".json")
+
+
+def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A baseline CSV and its JSON (empty dict when absent); CannotCompare when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"--baseline {path}: no such file (write one with `python -m bench check --update`)")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise BenchError(f"--baseline {path}: not a CSV file ({type(err).__name__})") from None
+    missing = [c for c in BASELINE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BenchError(f"--baseline {path}: not a baseline; lacks columns {', '.join(missing)}")
+    for c in BASELINE_KEYS[:-1]:
+        frame[c] = frame[c].astype(str)
+    meta_path = path.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except json.JSONDecodeError:
+        raise BenchError(f"{meta_path}: not valid JSON") from None
+    return frame, meta

@@ -30,7 +30,7 @@ from bench.outputs.formats import (
     reference_name,
     reference_texts,
 )
-from bench.outputs.summary import parse_spec, pick_epsilon, reference_rows, short_labels
+from bench.outputs.summary import flagged_curves, parse_spec, pick_epsilon, reference_rows, short_labels
 
 COMMAND = "python -m bench report --markdown"
 # eps*: where the undefended detector's worst-case robust accuracy first falls below this
@@ -40,14 +40,6 @@ BROKEN_LEVEL = 0.10
 # the seed paper's bar for a defence at eps* (Zhao et al. 2018), in percentage points
 BAR_GAIN = 30.0
 BAR_COST = 5.0
-# the variants of the adversarial images, in column order
-VARIANTS = {
-    ("float", "none"): "float",
-    ("uint8", "none"): "8-bit",
-    ("uint8", "jpeg95"): "JPEG 95",
-    ("uint8", "jpeg85"): "JPEG 85",
-    ("uint8", "jpeg75"): "JPEG 75",
-}
 NORMS = {"linf": "L∞", "l2": "L2"}
 LIBRARIES = {"art": "ART", "foolbox": "Foolbox"}
 BLACK_BOX = ("score", "decision")
@@ -256,21 +248,9 @@ def _model_rows(frame: pd.DataFrame, model: tuple[str, str, str]) -> pd.DataFram
     return frame[(frame["task"] == task) & (frame["detector"] == detector) & (frame["defense"] == defense)]
 
 
-def _defense_info(name: str) -> Any:
-    """The registry metadata of a defence (None when its entry is not installed here)."""
-    from defenses import DEFENSES
-
-    try:
-        return DEFENSES.entry(parse_spec(name)[0]).info
-    except BenchError:
-        return None
-
-
 def _is_training_defense(name: str, table: pd.DataFrame) -> bool:
-    """A training-time defence (registry metadata; unknown entries: attacked with exact gradients only)."""
-    info = _defense_info(name)
-    if info is not None:
-        return bool(info.kind == "training")
+    """A training-time defence: attacked with the exact gradient only (an input transform is always
+    attacked obliviously too, bench/run/plan.py)."""
     gradients = set(table.loc[table["defense"] == name, "gradient"].astype(str))
     return gradients <= {"exact", "any"}
 
@@ -311,14 +291,15 @@ def _header(results: Results) -> list[tuple[str, str]]:
 
 
 def _command(results: Results) -> str:
-    from bench.inputs.matrix import builtin_profiles
-
+    """The command that produced the results: run.json records the matrix file and whether it is
+    a built-in profile (folders written before it did are taken to come from one)."""
     profile = results.name
-    builtin = profile in builtin_profiles()
+    matrix = results.run.get("matrix") or {}
+    builtin = bool(matrix.get("builtin", True))
     images = (results.run.get("images") or {}).get("source")
     if results.table.empty and results.models is not None:
         command = "python -m bench zoo"
-        if profile != "zoo":
+        if profile != "zoo" or not builtin:
             command += ("" if builtin else " --matrix FILE") + f" --profile {profile}"
     else:
         command = "python -m bench run --matrix" + ("" if builtin else " FILE") + f" --profile {profile}"
@@ -444,9 +425,28 @@ def _attack_tables(table: pd.DataFrame, labels: Labels) -> list[Table]:
     return out
 
 
+def variant_label(quantized: str, postprocess: str) -> str:
+    """``float``, ``8-bit``, ``JPEG 95``: how a variant of the adversarial images is named on a page."""
+    if postprocess.startswith("jpeg"):
+        return f"JPEG {postprocess[4:]}"
+    return (
+        "8-bit" if quantized == "uint8" and postprocess == "none" else f"{quantized}/{postprocess}".replace("/none", "")
+    )
+
+
+def _variant_order(variant: tuple[str, str]) -> tuple[bool, bool, int, str]:
+    quantized, postprocess = variant
+    quality = int(postprocess[4:]) if postprocess.startswith("jpeg") and postprocess[4:].isdigit() else 0
+    return (quantized != "float", postprocess != "none", -quality, postprocess)
+
+
 def _postprocess_tables(table: pd.DataFrame, labels: Labels) -> list[Table]:
     ensemble = table[(table["attack"] == "ensemble") & (table["error"] == "")]
-    present = [v for v in VARIANTS if len(_ok(ensemble, v))]
+    # float, 8-bit, then each JPEG quality from the mildest down (a reference CSV is sorted by
+    # name, so the order is set here, not taken from the rows)
+    present = sorted(
+        set(zip(ensemble["quantized"].astype(str), ensemble["postprocess"].astype(str))), key=_variant_order
+    )
     if not any(v != ("float", "none") for v in present):
         return []
     out = []
@@ -464,7 +464,7 @@ def _postprocess_tables(table: pd.DataFrame, labels: Labels) -> list[Table]:
                 }
                 for variant in present:
                     at = _at(_ok(here, variant), e)
-                    record[VARIANTS[variant]] = rate(at.iloc[0]["robust_accuracy"]) if len(at) else DASH
+                    record[variant_label(*variant)] = rate(at.iloc[0]["robust_accuracy"]) if len(at) else DASH
                 records.append(record)
         out.append(Table(f"{NORMS.get(norm, norm)}: worst case over the attacks", pd.DataFrame(records)))
     return out
@@ -575,35 +575,36 @@ class TransformComparison:
         return bool(self.adaptive <= self.oblivious)
 
 
-def transform_comparisons(table: pd.DataFrame) -> tuple[list[TransformComparison], list[str]]:
-    """Per input transform, attack and epsilon: robust accuracy with each gradient (float images),
-    the adaptive gradient read from the defence registry; and the transforms left out (entry not
-    installed, so its adaptive gradient is unknown). The attacks are those of the oblivious rows;
-    a BPDA cell runs its attack with more steps and names that attack (defenses/_transform.py)."""
+def transform_comparisons(
+    table: pd.DataFrame, attacks_run: Mapping[str, Mapping[str, str]]
+) -> list[TransformComparison]:
+    """Per input transform (a defence attacked with more gradients than the exact one), attack and
+    epsilon: robust accuracy with the oblivious and the exact gradient, and the adaptive evaluation -
+    the lowest robust accuracy over every gradient but the oblivious one, named (an adaptive
+    attacker takes the better gradient). The attacks are those of the oblivious rows; a BPDA cell
+    runs its attack with more steps and names that attack, which ``attacks_run`` (run.json: per
+    attack and gradient, the attack run) gives."""
     rows = _ok(table)
     rows = rows[rows["attack"] != "ensemble"]
-    defenses = list(dict.fromkeys(rows.loc[~rows["gradient"].isin(["exact", "any"]), "defense"].astype(str)))
-    out, unknown = [], []
+    defenses = dict.fromkeys(rows.loc[~rows["gradient"].isin(["exact", "any"]), "defense"].astype(str))
+    out = []
     for defense in defenses:
-        info = _defense_info(defense)
-        if info is None:
-            unknown.append(defense)
-            continue
-        adaptive = str(info.adaptive)
         here = rows[rows["defense"] == defense]
         for (task, detector, norm), model in here.groupby(["task", "detector", "norm"], sort=False):
-            oblivious = model[model["gradient"] == "oblivious"]
-            for attack in dict.fromkeys(oblivious["attack"].astype(str)):
+            for attack in dict.fromkeys(model.loc[model["gradient"] == "oblivious", "attack"].astype(str)):
                 curves = {
-                    gradient: model[
-                        (model["gradient"] == gradient) & (model["attack"] == _attack_run(attack, gradient))
+                    str(gradient): model[
+                        (model["gradient"] == gradient)
+                        & (model["attack"] == attacks_run.get(attack, {}).get(str(gradient), attack))
                     ]
-                    for gradient in ("oblivious", "exact", adaptive)
+                    for gradient in dict.fromkeys(model["gradient"])
                 }
                 for epsilon in _epsilons(curves["oblivious"]):
                     at = {g: _at(c, epsilon)["robust_accuracy"] for g, c in curves.items()}
-                    if at["oblivious"].empty or at[adaptive].empty:
+                    adaptive = {g: float(v.iloc[0]) for g, v in at.items() if g != "oblivious" and len(v)}
+                    if not adaptive:
                         continue
+                    best = min(adaptive, key=lambda g: adaptive[g])
                     out.append(
                         TransformComparison(
                             str(task),
@@ -613,26 +614,12 @@ def transform_comparisons(table: pd.DataFrame) -> tuple[list[TransformComparison
                             str(norm),
                             epsilon,
                             float(at["oblivious"].iloc[0]),
-                            float(at["exact"].iloc[0]) if len(at["exact"]) else float("nan"),
-                            float(at[adaptive].iloc[0]),
-                            adaptive,
+                            adaptive.get("exact", float("nan")),
+                            adaptive[best],
+                            best,
                         )
                     )
-    return out, unknown
-
-
-def _attack_run(attack: str, gradient: str) -> str:
-    """The canonical name of the attack a transform's cell runs with ``gradient`` (``attack`` itself
-    when its entry is not installed here)."""
-    from bench.attacks import ATTACKS
-    from defenses._transform import InputTransform
-
-    try:
-        spec = ATTACKS.resolve(attack)
-    except BenchError:
-        return attack
-    run = InputTransform.attack_for(spec, gradient)
-    return attack if run == spec else str(run)
+    return out
 
 
 def _transforms_table(comparisons: list[TransformComparison], labels: Labels) -> Table | None:
@@ -711,28 +698,20 @@ def _flag_tables(table: pd.DataFrame, labels: Labels) -> tuple[Table | None, Tab
     per_flag = pd.DataFrame(
         [{"flag": f"[{code(name)}](../flags.md#{name})", "rows": str(count)} for name, count in counts.items()]
     )
-    records = []
-    for name in FLAG_NAMES:
-        rows = table[table[f"flag_{name}"]]
-        keys = ["task", "detector", "defense", "attack", "gradient", "norm"]
-        for key, g in rows.groupby(keys, sort=False):
-            task, detector, defense, attack, gradient, norm = (str(k) for k in key)
-            present = set(zip(g["quantized"].astype(str), g["postprocess"].astype(str)))
-            order = [v for v in VARIANTS if v in present] + sorted(present - set(VARIANTS))
-            variants = [f"{q}/{p}" for q, p in order]
-            records.append(
-                {
-                    "flag": code(name),
-                    "task": code(task),
-                    "model": labels.model(detector, defense),
-                    "attack": labels.atk(attack),
-                    "gradient": gradient,
-                    "norm": NORMS.get(norm, norm),
-                    "ε (/255)": ", ".join(f"{e:g}" for e in _epsilons(g)),
-                    "variants": ", ".join(variants),
-                    "rows": str(len(g)),
-                }
-            )
+    records = [
+        {
+            "flag": code(str(c["flag"])),
+            "task": code(str(c["task"])),
+            "model": labels.model(str(c["detector"]), str(c["defense"])),
+            "attack": labels.atk(str(c["attack"])),
+            "gradient": str(c["gradient"]),
+            "norm": NORMS.get(str(c["norm"]), str(c["norm"])),
+            "ε (/255)": str(c["epsilons_255"]).replace(",", ", "),
+            "variants": str(c["variants"]).replace(",", ", "),
+            "rows": str(c["rows"]),
+        }
+        for _, c in flagged_curves(table).iterrows()
+    ]
     return (
         Table("Rows per flag", per_flag),
         Table("Flagged attack curves", pd.DataFrame(records)),
@@ -1031,13 +1010,13 @@ def _finding_defenses(comparisons: list[DefenseComparison], labels: Labels) -> l
     return out
 
 
-def _finding_transforms(comparisons: list[TransformComparison], unknown: list[str], labels: Labels) -> list[str]:
+def _finding_transforms(comparisons: list[TransformComparison], labels: Labels) -> list[str]:
     out = []
     if comparisons:
         held = sum(c.holds for c in comparisons)
         text = (
-            f"Input transforms: the adaptive gradient (from the defence registry) leaves at most the oblivious "
-            f"attack's robust accuracy in {held} of {len(comparisons)} comparisons"
+            f"Input transforms: the adaptive evaluation (the better of the non-oblivious gradients) leaves at most "
+            f"the oblivious attack's robust accuracy in {held} of {len(comparisons)} comparisons"
         )
         failed = [
             f"{labels.dfn(c.defense)} on {labels.det(c.detector)}, {labels.atk(c.attack)} at {eps(c.epsilon)}: "
@@ -1046,12 +1025,6 @@ def _finding_transforms(comparisons: list[TransformComparison], unknown: list[st
             if not c.holds
         ]
         out.append(text + (f"; not in: {_sentence_list(failed)}." if failed else "."))
-    if unknown:
-        out.append(
-            "Input transforms without an installed registry entry (adaptive gradient unknown, not compared): "
-            + ", ".join(labels.dfn(d) for d in unknown)
-            + "."
-        )
     return out
 
 
@@ -1098,7 +1071,7 @@ def build_page(results: Results) -> Page:
     table = _in_model_order(results.table)
     labels = _labels(results)
     defenses = defense_comparisons(table)
-    transforms, unknown = transform_comparisons(table)
+    transforms = transform_comparisons(table, results.run.get("attacks_run") or {})
     tasks = zoo_tasks(results) if table.empty else []
     flags, flagged, flags_note = _flag_tables(table, labels) if len(table) else (None, None, "")
     config = results.run.get("configuration") or {}
@@ -1107,7 +1080,7 @@ def build_page(results: Results) -> Page:
         *_finding_fgsm(table, labels),
         *_finding_libraries(table, labels),
         *_finding_defenses(defenses, labels),
-        *_finding_transforms(transforms, unknown, labels),
+        *_finding_transforms(transforms, labels),
         *_finding_zoo(tasks, labels),
         *_finding_flags(table),
     ]
@@ -1187,20 +1160,6 @@ def reference_csvs(reference_dir: Path) -> list[Path]:
 def read_references(reference_dir: Path) -> dict[str, Results]:
     """Every reference of a folder by name; BenchError when one is unreadable."""
     return {path.stem: read_reference(path) for path in reference_csvs(reference_dir)}
-
-
-def write_page(reference_csv: Path, pages_dir: Path) -> Path:
-    """Render ``<pages_dir>/<name>.md`` from one reference table."""
-    path = Path(pages_dir) / f"{Path(reference_csv).stem}.md"
-    atomic_write_text(path, render_page(read_reference(Path(reference_csv))))
-    return path
-
-
-def write_index(reference_dir: Path, pages_dir: Path) -> Path:
-    """Render ``<pages_dir>/README.md`` listing the page of every reference in ``reference_dir``."""
-    path = Path(pages_dir) / "README.md"
-    atomic_write_text(path, render_index(read_references(reference_dir)))
-    return path
 
 
 def publish(results_dir: Path | None, *, reference_dir: Path, pages_dir: Path) -> list[Path]:

@@ -1,6 +1,6 @@
 """One self-contained HTML page per results folder (``python -m bench report RESULTS_DIR``).
 
-The page draws the figures and writes the LaTeX tables first (bench/figures.py, bench/latex.py),
+The page draws the figures and writes the LaTeX tables first (bench/outputs/figures.py, bench/outputs/latex.py),
 then embeds every PNG as a data URI, shows the same accuracy tables in HTML, the trust flags of
 the table (rows whose ``flags`` column is not empty, at the top) and the run's versions and
 configuration from run.json. No external file, script or style sheet is referenced, so the page
@@ -22,7 +22,7 @@ from bench.core.cache import atomic_write_text
 from bench.outputs.figures import FigureOutput, make_figures
 from bench.outputs.formats import Results, load_results
 from bench.outputs.latex import TableOutput, accuracy_frame, best_mask, make_tables
-from bench.outputs.summary import reference_rows, short_labels
+from bench.outputs.summary import flagged_curves, reference_rows, short_labels
 
 CAPTIONS = {
     "curves": "Robust accuracy against the budget (clean accuracy at 0) with 95% Wilson bands, per task and attack "
@@ -101,29 +101,6 @@ def accuracy_html(frame: pd.DataFrame) -> str:
     return f"<table><tr><th class=name>detector</th><th class=name>defence</th>{head}</tr>" + "".join(rows) + "</table>"
 
 
-def flagged_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose ``flags`` column is set, one line per (flags, task, detector, defence, attack,
-    gradient) with the variants and epsilons it covers (empty without a flags column)."""
-    if "flags" not in table.columns:
-        return pd.DataFrame()
-    flagged = table[table["flags"].fillna("").astype(str) != ""]
-    if flagged.empty:
-        return pd.DataFrame()
-    flagged = flagged.assign(variant=flagged["quantized"].astype(str) + "/" + flagged["postprocess"].astype(str))
-    keys = ["flags", "task", "detector", "defense", "attack", "gradient"]
-    join = lambda values: ", ".join(dict.fromkeys(values))
-    return (
-        flagged.groupby(keys, sort=False, dropna=False)
-        .agg(
-            variants=("variant", join),
-            epsilons=("epsilon_255", lambda e: ", ".join(f"{v:g}" for v in sorted(set(e)))),
-            rows=("epsilon_255", "size"),
-            robust_accuracy=("robust_accuracy", "min"),
-        )
-        .reset_index()
-    )
-
-
 def flags_html(table: pd.DataFrame) -> tuple[str, int]:
     """The flags box (or the all-clear line) and the number of flagged rows: a count per flag,
     then one line per flagged (task, detector, defence, attack, gradient)."""
@@ -134,23 +111,23 @@ def flags_html(table: pd.DataFrame) -> tuple[str, int]:
     if not n:
         return "<p class=ok id=flags>No trust flag fired on any row.</p>", 0
     counts = pd.Series([f for fs in flags[flags != ""] for f in fs.split(",") if f]).value_counts()
-    groups = flagged_rows(table)
+    groups = flagged_curves(table)
     labels = {c: short_labels(list(groups[c])) for c in ("detector", "defense", "attack")}
     rows = "".join(
-        f"<tr><td class=name>{_e(r['flags'])}</td><td class=name>{_e(r['task'])}</td>"
+        f"<tr><td class=name>{_e(r['flag'])}</td><td class=name>{_e(r['task'])}</td>"
         + "".join(
             f"<td class=name title='{_e(r[c])}'>{_e(labels[c][r[c]])}</td>" for c in ("detector", "defense", "attack")
         )
-        + f"<td class=name>{_e(r['gradient'])}</td><td class=name>{_e(r['variants'])}</td><td>{_e(r['epsilons'])}</td>"
-        f"<td>{r['robust_accuracy']:.3f}</td></tr>"
+        + f"<td class=name>{_e(r['gradient'])}</td><td class=name>{_e(r['variants'])}</td>"
+        f"<td>{_e(r['epsilons_255'])}</td><td>{r['robust_accuracy']:.3f}</td></tr>"
         for _, r in groups.iterrows()
     )
     summary = ", ".join(f"<b>{_e(flag)}</b> on {count} rows" for flag, count in counts.items())
     return (
         f"<div class=flags id=flags><h2>Flagged rows: {n} of {len(table)}</h2><p>A trust indicator fired: {summary}. "
         "Read these numbers with care (docs/flags.md explains each flag).</p>"
-        f"<details{' open' if len(groups) <= 15 else ''}><summary>{len(groups)} flagged cells</summary>"
-        "<table><tr><th class=name>flags</th><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
+        f"<details{' open' if len(groups) <= 15 else ''}><summary>{len(groups)} flagged attack curves</summary>"
+        "<table><tr><th class=name>flag</th><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
         "<th class=name>attack</th><th class=name>gradient</th><th class=name>variants</th><th>epsilons</th>"
         f"<th>lowest robust acc.</th></tr>{rows}</table></details></div>"
     ), n

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.core.schema import FLAG_NAMES
 
 _SPEC_RE = re.compile(r"^([^\[\]]+)(?:\[(.*)\])?$")
 # the parameter a defence family is swept along, in order of preference
@@ -106,3 +107,33 @@ def pick_epsilon(reference: pd.DataFrame, epsilon: float | None = None) -> float
         return next(e for e in eps if np.isclose(epsilon, e))
     spread = reference.groupby("epsilon_255")["robust_accuracy"].std(ddof=0).reindex(eps).fillna(0.0)
     return float(eps[int(np.argmax(spread.to_numpy()))])
+
+
+def flagged_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per trust flag raised on an attack's curve: which flag, where, at which epsilons and
+    variants, on how many rows, and the lowest robust accuracy among those rows.
+
+    Columns: flag, task, detector, defense, attack, gradient, norm, epsilons_255 (sorted, joined by
+    ","), variants (``quantized/postprocess`` in the table's order, joined by ","), rows,
+    robust_accuracy. Empty (with these columns) when no flag fired or the table has no flags.
+    """
+    columns = ["flag", "task", "detector", "defense", "attack", "gradient", "norm", "epsilons_255", "variants"]
+    columns += ["rows", "robust_accuracy"]
+    parts = []
+    for name in FLAG_NAMES:
+        column = f"flag_{name}"
+        if column not in table or not table[column].any():
+            continue
+        rows = table[table[column].astype(bool)]
+        rows = rows.assign(variant=rows["quantized"].astype(str) + "/" + rows["postprocess"].astype(str))
+        keys = ["task", "detector", "defense", "attack", "gradient", "norm"]
+        grouped = rows.groupby(keys, sort=False, observed=True).agg(
+            epsilons_255=("epsilon_255", lambda e: ",".join(f"{v:g}" for v in sorted(set(e)))),
+            variants=("variant", lambda v: ",".join(dict.fromkeys(v))),
+            rows=("epsilon_255", "size"),
+            robust_accuracy=("robust_accuracy", "min"),
+        )
+        parts.append(grouped.reset_index().assign(flag=name))
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]

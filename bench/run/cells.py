@@ -15,12 +15,11 @@ import pandas as pd
 
 from bench.attacks import create_attack
 from bench.attacks.base import l2_budget, quantize
+from bench.core.columns import CELL_COLUMNS, SAMPLE_COLUMNS, conform_columns
 from bench.core.inference import true_class_probability
-from bench.core.schema import MATRIX_COLUMNS, SAMPLE_COLUMNS, conform
-from bench.core.stats import rate
-from bench.inputs.data import attacked_subset
 from bench.run.postprocess import Variant, variants
-from defenses import create_defense, is_input_transform
+from bench.run.subset import attacked_subset
+from defenses import deployed
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,6 +30,12 @@ if TYPE_CHECKING:
     from bench.inputs.matrix import Matrix
     from bench.run.plan import Cell
     from bench.run.training import TrainedModel
+
+
+def share(flags: np.ndarray) -> float:
+    """The share of True in a boolean array (NaN when empty); its interval is derived later
+    (bench/run/tables.py), from the count it stands for."""
+    return float(np.count_nonzero(flags) / flags.size) if flags.size else float("nan")
 
 
 def positive_class(classes: list[str]) -> int | None:
@@ -58,7 +63,8 @@ def cell_tables(
     eps_255: tuple[float, ...],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tidy rows (one per epsilon and variant) and per-sample rows of a finished cell that ran
-    the attack ``spec`` (the cell's own, or its BPDA version on an input transform)."""
+    the attack ``spec`` (the cell's own, or its BPDA version on an input transform). Rates only:
+    their intervals are derived when the tables are assembled."""
     attack = create_attack(spec)
     budget = attack.query_budget()
     positive = positive_class(classes)
@@ -69,17 +75,13 @@ def cell_tables(
     job = cell.model
     for variant in scored:
         clean = variant.clean_pred == y
-        clean_acc, clean_low, clean_high = rate(clean)
         adv_correct = variant.adv_correct(y)
         for k, eps in enumerate(result.epsilons):
             robust = adv_correct[k]
             flipped = clean & ~robust
-            robust_acc, low, high = rate(robust)
-            tpr, tnr = (
-                (rate(robust[y == positive]), rate(robust[y != positive]))
-                if positive is not None
-                else ((np.nan,) * 3, (np.nan,) * 3)
-            )
+            nan = float("nan")
+            tpr = share(robust[y == positive]) if positive is not None else nan
+            tnr = share(robust[y != positive]) if positive is not None else nan
             queries = float(result.queries[k]) if result.queries is not None else float("nan")
             rows.append(
                 {
@@ -97,18 +99,10 @@ def cell_tables(
                     "epsilon": float(eps),
                     "epsilon_255": float(eps_255[k]),
                     "n": len(robust),
-                    "clean_accuracy": clean_acc,
-                    "clean_accuracy_low": clean_low,
-                    "clean_accuracy_high": clean_high,
-                    "robust_accuracy": robust_acc,
-                    "robust_accuracy_low": low,
-                    "robust_accuracy_high": high,
-                    "tpr": tpr[0],
-                    "tpr_low": tpr[1],
-                    "tpr_high": tpr[2],
-                    "tnr": tnr[0],
-                    "tnr_low": tnr[1],
-                    "tnr_high": tnr[2],
+                    "clean_accuracy": share(clean),
+                    "robust_accuracy": share(robust),
+                    "tpr": tpr,
+                    "tnr": tnr,
                     "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
                     "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
                     "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
@@ -150,14 +144,14 @@ def cell_tables(
                     }
                 )
             )
-    return conform(pd.DataFrame(rows), MATRIX_COLUMNS), conform(pd.concat(samples), SAMPLE_COLUMNS)
+    return conform_columns(pd.DataFrame(rows), CELL_COLUMNS), conform_columns(pd.concat(samples), SAMPLE_COLUMNS)
 
 
 def compute_cell(
     cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray] | None]:
     """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset,
-    then its images scored as 8-bit images and after JPEG compression (bench/postprocess.py).
+    then its images scored as 8-bit images and after JPEG compression (bench/run/postprocess.py).
 
     Returns the tidy rows, the per-sample rows and, for the cells that keep them, the cell's
     images as 8-bit arrays (see :func:`cell_images`) for the stages that need the images
@@ -166,12 +160,8 @@ def compute_cell(
     indices = attacked_subset(dataset, matrix.n_samples, matrix.seed)
     x = dataset.floats("test")[indices]
     y = dataset.y["test"][indices]
-    model, surrogate, spec = trained.model, None, cell.attack
-    if is_input_transform(cell.model.defense):
-        transform = create_defense(cell.model.defense)
-        model = transform.wrap(trained.model, cell.gradient, matrix.seed)
-        surrogate = trained.model if cell.gradient == "oblivious" else None
-        spec = transform.attack_for(cell.attack, cell.gradient)
+    model, surrogate = deployed(cell.model.defense, cell.gradient, trained.model, matrix.seed)
+    spec = cell.runs
     attack = create_attack(spec)
     epsilons = cell_epsilons(matrix, attack.norm, tuple(x.shape[1:]))
     result = attack(model, x, y, epsilons, seed=matrix.seed, surrogate=surrogate)

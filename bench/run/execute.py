@@ -23,20 +23,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from bench.attacks import attack_class
-from bench.core.schema import MATRIX_COLUMNS, TRANSFER_COLUMNS, conform, conform_probes
+from bench.core.schema import MATRIX_COLUMNS, TRANSFER_COLUMNS, conform
 from bench.core.versions import versions
-from bench.inputs.data import ImageSource, attacked_subset, build_dataset, builtin_source
+from bench.inputs.data import build_dataset
+from bench.inputs.photos import ImageSource, builtin_source
 from bench.run.cells import compute_cell
 from bench.run.flags import flag_counts
 from bench.run.plan import Cell, ModelJob, Plan, ProbeJob, dataset_key, make_plan, pair_key
 from bench.run.postprocess import VARIANTS
-from bench.run.probes import UNBOUNDED_EPS, probe_model
+from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.scoring import Scores, score_images
 from bench.run.store import CellOutput, Store
-from bench.run.tables import Tables, assemble, model_row
+from bench.run.tables import Tables, assemble, model_row, probe_table
 from bench.run.training import TrainedModel, build_detector, train
 from bench.run.transfer import example_entry, transfer_rows
-from defenses import create_defense, is_input_transform
 from detectors import create_detector
 
 if TYPE_CHECKING:
@@ -81,9 +81,11 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{loc}"
 
 
-def obtain_dataset(task: Spec, source: ImageSource, config: DataConfig, seed: int, store: Store) -> Dataset:
-    """A task's dataset from the store, or built and stored."""
-    key = dataset_key(task, source, config, seed)
+def obtain_dataset(
+    task: Spec, source: ImageSource, config: DataConfig, seed: int, store: Store, key: str | None = None
+) -> Dataset:
+    """A task's dataset from the store, or built and stored (``key``: its key, when the plan has it)."""
+    key = key or dataset_key(task, source, config, seed)
     dataset = store.dataset(key)
     if dataset is None:
         dataset = build_dataset(task, source, config, seed, key=key)
@@ -94,14 +96,29 @@ def obtain_dataset(task: Spec, source: ImageSource, config: DataConfig, seed: in
 def obtain_model(
     job: ModelJob, dataset: Dataset, matrix: Matrix, store: Store, log: Progress = lambda _: None
 ) -> TrainedModel:
-    """A job's trained model from the store, or trained and stored."""
+    """A job's trained model from the store, or trained and stored (one ``log`` line per epoch)."""
     meta = store.model_meta(job.key)
     if meta is not None:
         model = store.load_weights(job.key, build_detector(job.detector, dataset))
         return TrainedModel(job.key, model, meta, from_cache=True)
-    model, meta = train(job.detector, dataset, job.trained_as, matrix.training, matrix.seed, log)
+    epochs = matrix.training.epochs
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        log(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}, val accuracy {record['val_accuracy']:.3f}")
+
+    model, meta = train(job.detector, dataset, job.trained_as, matrix.training, matrix.seed, on_epoch)
     store.put_model(job.key, model, meta)
     return TrainedModel(job.key, model, meta, from_cache=False)
+
+
+def attacks_run(plan: Plan) -> dict[str, dict[str, str]]:
+    """Per matrix attack and gradient, the attack a cell runs where it is another (BPDA runs more
+    steps): recorded in run.json, so that what reads the tables can pair the rows."""
+    out: dict[str, dict[str, str]] = {}
+    for cell in plan.cells:
+        if cell.runs != cell.attack:
+            out.setdefault(str(cell.attack), {})[cell.gradient] = str(cell.runs)
+    return out
 
 
 def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
@@ -115,7 +132,7 @@ def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
             "task": str(job.task),
             "detector": str(job.detector),
             "defense": str(job.defense),
-            "attack": str(cell.attack),
+            "attack": str(cell.runs),
             "gradient": cell.gradient,
             "library": cls.library,
             "norm": cls.norm,
@@ -180,6 +197,7 @@ class Runner:
             "models_failed": 0,
         }
         self.timings: dict[str, float] = {}
+        self._attacks_run: dict[str, dict[str, str]] = {}
         self._start = time.perf_counter()
 
     # -- the run -------------------------------------------------------------------------------
@@ -194,6 +212,7 @@ class Runner:
         torch.use_deterministic_algorithms(True, warn_only=True)
         self._start = time.perf_counter()
         plan = make_plan(self.matrix, self.source)
+        self._attacks_run = attacks_run(plan)
         self.stats["cells"] = len(plan.cells)
         self.progress(f"{len(plan.cells)} cells")
         try:
@@ -239,7 +258,7 @@ class Runner:
 
     def _dataset(self, job: ModelJob) -> Dataset:
         start = time.perf_counter()
-        dataset = obtain_dataset(job.task, self.source, self.matrix.data, self.matrix.seed, self.store)
+        dataset = obtain_dataset(job.task, self.source, self.matrix.data, self.matrix.seed, self.store, job.dataset_key)
         self.timings[f"dataset {job.task}"] = time.perf_counter() - start
         splits = dataset.info["splits"].items()
         sizes = ", ".join(f"{s} {v['patches']} patches/{len(v['photos'])} photos" for s, v in splits)
@@ -309,51 +328,47 @@ class Runner:
         start = time.perf_counter()
         rows: list[dict[str, Any]] = []
         loaded: dict[str, tuple[Dataset, TrainedModel]] = {}
-        for probe in plan.probes:
-            job = probe.model
+        for item in plan.probes:
+            job = item.model
             if self.store.model_meta(job.key) is None:
                 continue
             base = {
                 "task": str(job.task),
                 "detector": str(job.detector),
                 "defense": str(job.defense),
-                "gradient": probe.gradient,
+                "gradient": item.gradient,
                 "model": job.key,
                 "error": "",
             }
-            numbers = self.store.probe(probe.key)
+            numbers = self.store.probe(item.key)
             if numbers is None:
                 try:
-                    numbers = self._probe_numbers(probe, loaded)
+                    numbers = self._probe_numbers(item, loaded)
                 except Exception as err:  # noqa: BLE001 - a failed probe leaves its flags silent, not the run failed
                     rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
-                    self.progress(f"probe {job.label} ({probe.gradient}): FAILED {rows[-1]['error']}")
+                    self.progress(f"probe {job.label} ({item.gradient}): FAILED {rows[-1]['error']}")
                     continue
-                self.store.put_probe(probe.key, numbers)
+                self.store.put_probe(item.key, numbers)
                 self.progress(
-                    f"probe {job.label} ({probe.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
+                    f"probe {job.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
                     f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
                     f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
                 )
             rows.append({**base, **numbers})
-        self.probes = conform_probes(pd.DataFrame(rows))
+        self.probes = probe_table(rows)
         self.timings["probes"] = time.perf_counter() - start
 
-    def _probe_numbers(self, probe: ProbeJob, loaded: dict[str, tuple[Dataset, TrainedModel]]) -> dict[str, Any]:
-        job = probe.model
-        if job.key not in loaded:
+    def _probe_numbers(self, job: ProbeJob, loaded: dict[str, tuple[Dataset, TrainedModel]]) -> dict[str, Any]:
+        model = job.model
+        if model.key not in loaded:
             loaded.clear()  # one model (and its dataset) in memory at a time
-            dataset = obtain_dataset(job.task, self.source, self.matrix.data, self.matrix.seed, self.store)
-            loaded[job.key] = (dataset, obtain_model(job, dataset, self.matrix, self.store))
-        dataset, trained = loaded[job.key]
-        indices = attacked_subset(dataset, self.matrix.n_samples, self.matrix.seed)
-        model: nn.Module = trained.model
-        surrogate = None
-        if is_input_transform(job.defense):
-            model = create_defense(job.defense).wrap(trained.model, probe.gradient, self.matrix.seed)
-            surrogate = trained.model if probe.gradient == "oblivious" else None
-        x, y = dataset.floats("test")[indices], dataset.y["test"][indices]
-        return probe_model(model, x, y, seed=self.matrix.seed, surrogate=surrogate)
+            dataset = obtain_dataset(
+                model.task, self.source, self.matrix.data, self.matrix.seed, self.store, model.dataset_key
+            )
+            loaded[model.key] = (dataset, obtain_model(model, dataset, self.matrix, self.store))
+        dataset, trained = loaded[model.key]
+        matrix = self.matrix
+        return probe(model.defense, job.gradient, dataset, trained.model, n_samples=matrix.n_samples, seed=matrix.seed)
 
     def _transfer(self, plan: Plan) -> None:
         """Score every kept-images cell on every model of its task (bench/run/transfer.py); an
@@ -455,6 +470,9 @@ class Runner:
                 "torch_threads": torch.get_num_threads(),
             },
             "configuration": self.matrix.to_dict(),
+            # the file's name only: a local path would leak into committed references
+            "matrix": {"file": Path(self.matrix.file).name, "builtin": self.matrix.builtin},
+            "attacks_run": self._attacks_run,
             "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
             "datasets": self.datasets,
             "stats": self.stats,

@@ -3,7 +3,7 @@
 A robustness number can be wrong in ways it cannot show by itself: the attack failed (masked or
 saturated gradients, an optimisation that never moved), two implementations of one attack
 disagree, or too few samples were attacked to tell. Each indicator below is computed after the
-cells, from the tidy table and the cheap per-model probes of bench/probes.py, and sets one boolean
+cells, from the tidy table and the cheap per-model probes of bench/run/probes.py, and sets one boolean
 column ``flag_<name>``; the ``flags`` column joins the names of those raised on the row with ",".
 docs/flags.md explains every flag (what raises it, the likely cause, the cure); the anchors in
 :data:`DOC` link there.
@@ -215,29 +215,3 @@ def add_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.Dat
 def flag_counts(table: pd.DataFrame) -> dict[str, int]:
     """Rows raising each flag (every flag listed, 0 included)."""
     return {name: int(table[f"flag_{name}"].sum()) if f"flag_{name}" in table else 0 for name in FLAGS}
-
-
-def flagged_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per flag raised on an attack's curve: which flag, where, at which epsilons and variants.
-
-    Columns: flag, task, detector, defense, attack, gradient, norm, epsilons_255 (sorted, joined
-    by ","), variants (``quantized/postprocess``, joined by ","), rows (how many rows raise it).
-    """
-    parts = []
-    for name in FLAGS:
-        column = f"flag_{name}"
-        if column not in table or not table[column].any():
-            continue
-        rows = table[table[column]]
-        rows = rows.assign(variant=rows["quantized"] + "/" + rows["postprocess"])
-        keys = ["task", "detector", "defense", "attack", "gradient", "norm"]
-        grouped = rows.groupby(keys, sort=False, observed=True).agg(
-            epsilons_255=("epsilon_255", lambda e: ",".join(f"{v:g}" for v in sorted(set(e)))),
-            variants=("variant", lambda v: ",".join(dict.fromkeys(v))),
-            rows=("epsilon_255", "size"),
-        )
-        parts.append(grouped.reset_index().assign(flag=name))
-    columns = ["flag", "task", "detector", "defense", "attack", "gradient", "norm", "epsilons_255", "variants", "rows"]
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(parts, ignore_index=True)[columns]

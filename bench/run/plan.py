@@ -13,7 +13,6 @@ that orchestration, caching and output code can change without invalidating a re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,13 +20,14 @@ from bench.attacks import ATTACKS, attack_class
 from bench.core.fingerprint import digest, fingerprint
 from bench.tasks import TASKS
 from defenses import DEFENSES, attack_gradients, is_input_transform
+from defenses._transform import attack_for
 from detectors import DETECTORS
 
 if TYPE_CHECKING:
     from bench.core.config import DataConfig, TrainingConfig
     from bench.core.registry import Spec
-    from bench.inputs.data import ImageSource
     from bench.inputs.matrix import Matrix
+    from bench.inputs.photos import ImageSource
 
 # The modules that compute each kind of result; their fingerprints (with the project modules they
 # import) are part of the keys of what they compute.
@@ -65,13 +65,16 @@ class Cell:
     """One attack sweep on one trained detector x defence, with the attacker's gradient.
 
     ``gradient`` is "exact" except on input transforms, which are attacked obliviously, through
-    autograd and adaptively (the defence's registry info lists its gradients). ``keeps_images``:
-    the cell's 8-bit adversarial images are kept for the transfer stage (:func:`images_attack`).
+    autograd and adaptively (the defence's registry info lists its gradients). ``runs``: the
+    attack the cell runs - the matrix's ``attack``, or for BPDA the same attack with more steps
+    (defenses/_transform.py); its rows name it. ``keeps_images``: the cell's 8-bit adversarial
+    images are kept for the transfer stage (:func:`images_attack`).
     """
 
     model: ModelJob
     attack: Spec
     gradient: str
+    runs: Spec
     key: str
     keeps_images: bool = False
 
@@ -106,9 +109,6 @@ class Plan:
 
     def cells_of(self, job: ModelJob) -> tuple[Cell, ...]:
         return tuple(c for c in self.cells if c.model == job)
-
-    def tasks(self) -> Iterator[Spec]:
-        yield from dict.fromkeys(job.task for job in self.models)
 
     @property
     def transfer_sources(self) -> tuple[Cell, ...]:
@@ -157,6 +157,7 @@ def cell_key(model: str, defense: Spec, attack: Spec, gradient: str, matrix: Mat
         DEFENSES.entry(defense.name).fingerprint,
         gradient,
         str(attack),
+        str(attack_for(attack, gradient)),  # the attack the cell runs
         ATTACKS.entry(attack.name).fingerprint,
         list(matrix.epsilons_255),
         matrix.n_samples,
@@ -218,6 +219,7 @@ def make_plan(matrix: Matrix, source: ImageSource) -> Plan:
             job,
             attack,
             gradient,
+            attack_for(attack, gradient),
             cell_key(job.key, job.defense, attack, gradient, matrix),
             keeps_images=attack == keep and gradient == "exact" and not is_input_transform(job.defense),
         )

@@ -1,4 +1,4 @@
-"""Cheap per-model probes behind the trust flags (bench/flags.py, docs/flags.md).
+"""Cheap per-model probes behind the trust flags (bench/run/flags.py, docs/flags.md).
 
 Three questions a robustness number cannot answer about itself, asked once per trained model
 (and attacker's gradient, for input transforms) on the cell's attacked test subset:
@@ -31,11 +31,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.core.inference import predict
-from bench.core.stats import rate
+from bench.run.subset import attacked_subset
+from defenses import deployed
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+    from bench.core.registry import Spec
+    from bench.inputs.data import Dataset
 
 UNBOUNDED_EPS = 64 / 255  # Linf, [0, 1] units: 4x the largest default epsilon, a quarter of the pixel range
 STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two grey levels
@@ -129,7 +133,8 @@ def probe_model(
     model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, surrogate: nn.Module | None = None
 ) -> dict[str, Any]:
     """All three probes of one detector on (x, y); a dict of the numbers of the probes table
-    (``PROBE_COLUMNS`` in bench/core/schema.py)."""
+    (``PROBE_COLUMNS`` in bench/core/schema.py; the shares' intervals are derived from them when
+    the tables are assembled, bench/run/tables.py)."""
     import torch
 
     start = time.perf_counter()
@@ -156,7 +161,19 @@ def probe_model(
         ("unbounded_robust_accuracy", robust),
         ("loss_not_increasing_share", ~rose),
     ):
-        value, low, high = rate(flags)
-        out.update({name: value, f"{name}_low": low, f"{name}_high": high})
+        out[name] = float(np.count_nonzero(flags) / flags.size) if flags.size else float("nan")
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def probe(
+    defense: Spec, gradient: str, dataset: Dataset, model: nn.Module, *, n_samples: int, seed: int
+) -> dict[str, Any]:
+    """The probes of a trained model under ``defense`` with the attacker's ``gradient``, on the
+    test patches the model's cells attack (the deployed model, and the surrogate an oblivious
+    attacker crafts on, as in bench/run/cells.py)."""
+    indices = attacked_subset(dataset, n_samples, seed)
+    judged, surrogate = deployed(defense, gradient, model, seed)
+    return probe_model(
+        judged, dataset.floats("test")[indices], dataset.y["test"][indices], seed=seed, surrogate=surrogate
+    )

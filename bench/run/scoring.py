@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.core.inference import probabilities
+
 if TYPE_CHECKING:
     from torch import nn
-
-BATCH_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,10 @@ def score_images(model: nn.Module, x: np.ndarray, adv: np.ndarray, label: np.nda
     """Predictions and true-class probabilities of a model on uint8 clean (N) and adversarial
     (E x N) images. An adversarial image equal to its clean image, or to the previous epsilon's
     (a sweep keeps the example of a smaller ball), is not scored again."""
-    import torch
 
     def forward(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        preds, probs = [], []
-        with torch.no_grad():
-            for i in range(0, len(images), BATCH_SIZE):
-                batch = torch.from_numpy(images[i : i + BATCH_SIZE].astype(np.float32) / np.float32(255.0))
-                p = torch.softmax(model(batch), dim=1).numpy().astype(np.float64)
-                preds.append(p.argmax(axis=1))
-                probs.append(p)
-        if not preds:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 1))
-        return np.concatenate(preds), np.concatenate(probs)
+        p = probabilities(model, images)
+        return np.asarray(p.argmax(axis=1), dtype=np.int64), p
 
     def flat(a: np.ndarray) -> np.ndarray:
         return a.reshape(a.shape[0], -1)

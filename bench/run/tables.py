@@ -1,9 +1,10 @@
-"""The run's tables, assembled from its cells' rows: ensemble rows, derived intervals and trust flags.
+"""The run's tables, assembled from its cells' rows: ensemble rows, intervals and trust flags.
 
 Everything derived from the cells' stored counts is computed here, on every run, from the rows
-as they are now - never read back stale from the cache: the ``ensemble`` rows (bench/run/ensemble.py),
-the interval of the attack success rate (bench/core/stats.py), the trust flags (bench/run/flags.py)
-and the validation-accuracy intervals of the models table.
+as they are now - never read back stale from the cache: the 95% Wilson interval of every rate
+(bench/core/stats.py; a cell stores the rates, which stand for counts out of ``n``), the
+``ensemble`` rows (bench/run/ensemble.py), the trust flags (bench/run/flags.py), the intervals of
+the probes' shares and the validation-accuracy intervals of the models table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, conform
+from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, conform, conform_probes
 from bench.core.stats import success_rate_intervals, wilson, wilson_arrays
 from bench.run.cells import positive_class
 from bench.run.ensemble import ensemble_rows
@@ -63,6 +64,44 @@ def model_row(job: ModelJob, meta: ModelMeta | None, from_cache: bool, error: st
     }
 
 
+def rate_intervals(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[str, int | None]) -> pd.DataFrame:
+    """``table`` with the 95% Wilson interval of the clean and robust accuracy, tpr and tnr of every
+    cell row, from the counts behind the rates (k = rate x n; for tpr and tnr the class sizes come
+    from the per-sample rows). The ensemble rows keep theirs (computed from the samples when they
+    are made); the attack success rate's follows from the same counts."""
+    out = table.copy()
+    cells = (out["attack"] != "ensemble").to_numpy()
+    n = out["n"].to_numpy(dtype=np.float64)
+    sizes = {"tpr": np.zeros(len(out)), "tnr": np.zeros(len(out))}
+    if len(samples):
+        unique = samples.drop_duplicates(["cell", "sample"])
+        manipulated = unique["label"].to_numpy() == unique["task"].astype(str).map(positive).to_numpy()
+        per_cell = pd.DataFrame({"cell": unique["cell"], "tpr": manipulated, "tnr": ~manipulated})
+        counts = per_cell.groupby("cell")[["tpr", "tnr"]].sum()
+        for rate in sizes:
+            sizes[rate] = out["cell"].map(counts[rate]).fillna(0).to_numpy(dtype=np.float64)
+    for rate, total in (("clean_accuracy", n), ("robust_accuracy", n), *sizes.items()):
+        low, high = wilson_arrays(np.rint(out[rate].to_numpy(dtype=np.float64) * total), total)
+        out.loc[cells, f"{rate}_low"] = low[cells]
+        out.loc[cells, f"{rate}_high"] = high[cells]
+    return success_rate_intervals(out)
+
+
+def probe_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The probes table with the 95% Wilson interval of each share (zero gradients and loss not
+    increasing over the clean-correct samples, the unbounded robust accuracy over all of them)."""
+    table = conform_probes(pd.DataFrame(rows))
+    for share, total in (
+        ("zero_gradient_share", table["clean_correct"]),
+        ("unbounded_robust_accuracy", table["n"]),
+        ("loss_not_increasing_share", table["clean_correct"]),
+    ):
+        count = total.to_numpy(dtype=np.float64)
+        low, high = wilson_arrays(np.rint(table[share].to_numpy(dtype=np.float64) * count), count)
+        table[f"{share}_low"], table[f"{share}_high"] = low, high
+    return table
+
+
 def assemble(
     rows: list[pd.DataFrame],
     samples: list[pd.DataFrame],
@@ -75,6 +114,7 @@ def assemble(
     per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     table, per_sample = conform(table, MATRIX_COLUMNS), conform(per_sample, SAMPLE_COLUMNS)
     positive = {task: positive_class(info["classes"]) if info else None for task, info in datasets.items()}
+    table = rate_intervals(table, per_sample, positive)
     ensemble = ensemble_rows(table, per_sample, positive)
     if not ensemble.empty:
         table = conform(pd.concat([table, ensemble]), MATRIX_COLUMNS)

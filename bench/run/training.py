@@ -66,7 +66,7 @@ def train(
     defense_spec: Spec,
     config: TrainingConfig,
     seed: int,
-    log: Callable[[str], None] = lambda _: None,
+    on_epoch: Callable[[dict[str, Any]], None] = lambda _: None,
 ) -> tuple[nn.Module, ModelMeta]:
     """Train with Adam and a one-cycle schedule; keep the epoch with the best validation accuracy.
 
@@ -123,7 +123,7 @@ def train(
                 "seconds": time.perf_counter() - start,
             }
         )
-        log(f"epoch {epoch + 1}/{config.epochs}: loss {total_loss / len(x_train):.4f}, val accuracy {val:.3f}")
+        on_epoch(history[-1])  # the caller reports progress: no message text in this stage
         if val >= best_val:  # ties go to the later, more annealed epoch
             best_val, best_state = val, copy.deepcopy(model.state_dict())
     seconds = time.perf_counter() - start

@@ -35,11 +35,12 @@ import pandas as pd
 from bench.attacks import attack_class, create_attack
 from bench.attacks.base import within
 from bench.core.inference import predict
-from bench.inputs.data import attacked_subset, builtin_source
+from bench.inputs.photos import builtin_source
 from bench.run.cells import cell_epsilons
 from bench.run.execute import obtain_dataset, obtain_model
 from bench.run.plan import plan_models
 from bench.run.store import Store
+from bench.run.subset import attacked_subset
 from bench.run.training import train
 from defenses import is_input_transform
 
@@ -93,7 +94,7 @@ def measure_costs(
         if is_input_transform(job.defense) or (defenses is not None and job.defense not in defenses):
             continue
         if dataset is None or dataset.key != job.dataset_key:
-            dataset = obtain_dataset(job.task, source, matrix.data, matrix.seed, store)
+            dataset = obtain_dataset(job.task, source, matrix.data, matrix.seed, store, job.dataset_key)
         trained = obtain_model(job, dataset, matrix, store)
         idx = attacked_subset(dataset, matrix.n_samples, matrix.seed)
         x, y = dataset.floats("test")[idx], dataset.y["test"][idx]

@@ -36,7 +36,7 @@ def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
     dataset = None
     for job in plan_models(matrix, runner.source):
         if dataset is None or dataset.key != job.dataset_key:
-            dataset = obtain_dataset(job.task, runner.source, matrix.data, matrix.seed, store)
+            dataset = obtain_dataset(job.task, runner.source, matrix.data, matrix.seed, store, job.dataset_key)
         ds = dataset
         trained = obtain_model(job, ds, matrix, store)
         correct = predict(trained.model, ds.floats("test")) == ds.y["test"]

@@ -1,0 +1,126 @@
+"""The intervals the tables derive from the cells' rates are the Wilson intervals of the counts.
+
+Cells store rates only (bench/run/cells.py); the 95% intervals are computed when the tables are
+assembled (bench/run/tables.py), from k = rate x n. These tests count k directly on per-sample rows
+and check that the derived intervals are exactly scipy's Wilson intervals of those counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.core.schema import MATRIX_COLUMNS, SAMPLE_COLUMNS
+from bench.core.stats import wilson
+from bench.run.tables import assemble, probe_table
+
+CLASSES = ["pristine", "median3"]  # binary task: the second class is the manipulated one
+
+
+def _cell(rng: np.random.Generator, cell: str, n: int) -> tuple[dict, pd.DataFrame]:
+    label = rng.permutation(np.arange(n) % 2)  # both classes present
+    clean_correct = rng.random(n) < 0.9
+    adv_correct = clean_correct & (rng.random(n) < 0.4)
+    samples = pd.DataFrame(
+        {
+            "task": "median3",
+            "detector": "bayar",
+            "defense": "none",
+            "attack": "art.pgd",
+            "gradient": "exact",
+            "norm": "linf",
+            "quantized": "float",
+            "postprocess": "none",
+            "epsilon": 4 / 255,
+            "epsilon_255": 4.0,
+            "sample": np.arange(n),
+            "source": "photo",
+            "label": label,
+            "clean_pred": np.where(clean_correct, label, 1 - label),
+            "adv_pred": np.where(adv_correct, label, 1 - label),
+            "clean_correct": clean_correct,
+            "adv_correct": adv_correct,
+            "linf": 4 / 255,
+            "l2": 0.1,
+            "min_norm": np.nan,
+            "cell": cell,
+        }
+    )
+    manipulated = label == 1
+    row = {
+        **{k: samples[k].iloc[0] for k in ("task", "detector", "defense", "attack", "gradient", "norm")},
+        **{k: samples[k].iloc[0] for k in ("quantized", "postprocess", "epsilon", "epsilon_255", "cell")},
+        "library": "art",
+        "threat": "white-box",
+        "minimum_norm": False,
+        "n": n,
+        "clean_accuracy": clean_correct.mean(),
+        "robust_accuracy": adv_correct.mean(),
+        "tpr": adv_correct[manipulated].mean(),
+        "tnr": adv_correct[~manipulated].mean(),
+        "attack_success_rate": (clean_correct & ~adv_correct).sum() / clean_correct.sum(),
+        "perturbation_linf_max": 4 / 255,
+        "perturbation_l2_mean": 0.1,
+        "attacked": int(clean_correct.sum()),
+        "queries": np.nan,
+        "query_budget": np.nan,
+        "seconds": 1.0,
+        "train_seconds": 1.0,
+        "seed": 0,
+        "model": "m",
+        "error": "",
+    }
+    return row, samples[list(SAMPLE_COLUMNS)]
+
+
+@pytest.mark.parametrize("n", [7, 40, 333])
+def test_the_tables_intervals_are_the_wilson_intervals_of_the_counts(n: int) -> None:
+    rng = np.random.default_rng(n)
+    made = [_cell(rng, f"cell{i}", n) for i in range(3)]
+    rows = [pd.DataFrame([row]) for row, _ in made]
+    tables = assemble(rows, [s for _, s in made], [], None, {"median3": {"classes": CLASSES}})
+    table = tables.table[tables.table["attack"] != "ensemble"].set_index("cell")
+    assert set(MATRIX_COLUMNS) <= set(tables.table.columns)
+    for _, samples in made:
+        got = table.loc[samples["cell"].iloc[0]]
+        manipulated = samples["label"] == 1
+        counts = {
+            "clean_accuracy": (samples["clean_correct"].sum(), n),
+            "robust_accuracy": (samples["adv_correct"].sum(), n),
+            "tpr": (samples["adv_correct"][manipulated].sum(), manipulated.sum()),
+            "tnr": (samples["adv_correct"][~manipulated].sum(), (~manipulated).sum()),
+            "attack_success_rate": (
+                (samples["clean_correct"] & ~samples["adv_correct"]).sum(),
+                samples["clean_correct"].sum(),
+            ),
+        }
+        for rate, (k, total) in counts.items():
+            low, high = wilson(int(k), int(total))
+            assert got[f"{rate}_low"] == pytest.approx(low, abs=1e-12), rate
+            assert got[f"{rate}_high"] == pytest.approx(high, abs=1e-12), rate
+
+
+def test_the_probe_intervals_are_the_wilson_intervals_of_the_counts() -> None:
+    rows = [
+        {
+            "task": "median3",
+            "detector": "bayar",
+            "defense": "none",
+            "n": 50,
+            "clean_correct": 45,
+            "zero_gradient_share": 9 / 45,
+            "unbounded_robust_accuracy": 1 / 50,
+            "loss_not_increasing_share": 0 / 45,
+            "error": "",
+        }
+    ]
+    table = probe_table(rows)
+    for share, (k, total) in {
+        "zero_gradient_share": (9, 45),
+        "unbounded_robust_accuracy": (1, 50),
+        "loss_not_increasing_share": (0, 45),
+    }.items():
+        low, high = wilson(k, total)
+        assert table[f"{share}_low"].iloc[0] == pytest.approx(low, abs=1e-12), share
+        assert table[f"{share}_high"].iloc[0] == pytest.approx(high, abs=1e-12), share
