@@ -152,6 +152,10 @@ def test_builtin_matrices_are_valid() -> None:
     assert any(c.minimum_norm for c in classes)
     assert {c.threat for c in classes} == {"white-box", "score", "decision", "control"}
     assert default.profile == "default"
+    # a built-in file is recognised however its path is written (relative, with "..")
+    path = builtin_matrix_path("smoke")
+    relative = os.path.relpath(path.parent.parent / ".." / "inputs" / "matrices" / "smoke.toml")
+    assert default.builtin and load_matrix(relative).builtin
 
 
 @pytest.mark.slow

@@ -262,3 +262,27 @@ def test_a_new_entry_of_every_family_changes_no_other_key(original: dict[str, di
         after = keys[kind]
         assert set(before) < set(after), kind  # the new entries add keys ...
         assert {k: after[k] for k in before} == before, kind  # ... and change none of the others
+
+
+def test_no_project_module_takes_a_name_from_the_unfollowed_package_root() -> None:
+    """bench/__init__.py is never followed by the fingerprints (it only re-exports, lazily): a
+    ``from bench import parse_matrix`` in a stage would hide bench.inputs.matrix from its key.
+    Sub-modules (``from bench import api``) are followed and allowed."""
+    from bench.core.fingerprint import UNFOLLOWED, module_file
+
+    assert "bench" in UNFOLLOWED
+    offenders = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            if path == REPO / "bench" / "__init__.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "bench":
+                    offenders.extend(
+                        f"{path.relative_to(REPO)}:{node.lineno}: from bench import {alias.name}"
+                        for alias in node.names
+                        if module_file(f"bench.{alias.name}") is None  # a re-exported name, not a sub-module
+                    )
+                elif isinstance(node, ast.Import) and any(alias.name == "bench" for alias in node.names):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: import bench")
+    assert offenders == [], "import the defining module instead:\n" + "\n".join(offenders)

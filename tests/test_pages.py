@@ -23,6 +23,7 @@ from bench.outputs.pages import (
     read_references,
     render_index,
     render_page,
+    transform_comparisons,
     zoo_markdown,
 )
 
@@ -181,6 +182,8 @@ def make_folder(
         "timings": {"total_seconds": 12.5},
         "flags": {name: int(table[f"flag_{name}"].sum()) for name in FLAG_NAMES},
     }
+    if transforms:  # the attack each BPDA cell ran: twice the steps
+        run["attacks_run"] = {a: {"bpda": a.replace("steps=10", "steps=20")} for a in (PGD, FOOLBOX_PGD)}
     (folder / "run.json").write_text(json.dumps(run, indent=2))
     if transfer:
         records = [
@@ -497,3 +500,30 @@ def test_smoke_reference_keeps_every_count_and_renders(smoke: Any, tmp_path: Pat
     page = (pages / "smoke.md").read_text()
     assert page == render_page(back)
     assert {"Findings", "Models", "Robust accuracy", "Transferability", "Trust flags"} <= set(_sections(page))
+
+
+def test_bpda_rows_are_paired_with_their_attack_with_or_without_attacks_run(tmp_path: Path) -> None:
+    """A BPDA cell runs its attack with more steps and its rows name that attack: run.json's
+    ``attacks_run`` pairs them; folders written before it was recorded pair them by name."""
+    results = load_results(make_folder(tmp_path, transforms=True))
+    recorded = transform_comparisons(results.table, results.run["attacks_run"])
+    assert recorded and {c.adaptive_gradient for c in recorded if c.attack != "art.fgsm"} == {"bpda"}
+    assert transform_comparisons(results.table, {}) == recorded
+
+
+@pytest.mark.parametrize(
+    ("matrix", "command"),
+    [
+        ({"file": "tiny.toml", "builtin": True}, "`python -m bench run --matrix --profile tiny`"),
+        ({"file": "smoke.toml", "builtin": True}, "`python -m bench run --matrix FILE --profile tiny`"),
+        ({"file": "tiny.toml", "builtin": False}, "`python -m bench run --matrix FILE --profile tiny`"),
+    ],
+)
+def test_the_command_on_the_page_reruns_the_profile(tmp_path: Path, matrix: dict, command: str) -> None:
+    """`--profile NAME` alone only for a built-in profile's own file (a built-in file run under
+    another profile name needs the file)."""
+    folder = make_folder(tmp_path)
+    run = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**run, "matrix": matrix}))
+    csv, _ = write_reference(load_results(folder), tmp_path / "reference")
+    assert f"- produced by: {command}" in render_page(read_reference(csv))

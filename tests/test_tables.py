@@ -124,3 +124,14 @@ def test_the_probe_intervals_are_the_wilson_intervals_of_the_counts() -> None:
         low, high = wilson(k, total)
         assert table[f"{share}_low"].iloc[0] == pytest.approx(low, abs=1e-12), share
         assert table[f"{share}_high"].iloc[0] == pytest.approx(high, abs=1e-12), share
+
+
+def test_without_a_known_manipulated_class_tpr_and_tnr_get_no_interval() -> None:
+    """A binary task whose dataset description is missing (positive class unknown) must not count
+    every sample as pristine: its tpr / tnr intervals stay NaN, the others are computed."""
+    made = [_cell(np.random.default_rng(1), "cell0", 50)]
+    tables = assemble([pd.DataFrame([made[0][0]])], [made[0][1]], [], None, {"median3": None})
+    row = tables.table[tables.table["attack"] != "ensemble"].iloc[0]
+    assert np.isnan([row["tpr_low"], row["tpr_high"], row["tnr_low"], row["tnr_high"]]).all()
+    low, high = wilson(int(made[0][1]["adv_correct"].sum()), 50)
+    assert (row["robust_accuracy_low"], row["robust_accuracy_high"]) == pytest.approx((low, high), abs=1e-12)

@@ -39,6 +39,11 @@ BUDGET_TOLERANCE = 1e-6  # float32 rounding allowed beyond the epsilon ball / [0
 NORMS = ("linf", "l2")
 
 
+def linf_budget(eps_255: float) -> float:
+    """The Linf budget of a matrix epsilon e (8-bit units): e/255, in [0, 1] units."""
+    return eps_255 / 255.0
+
+
 def l2_budget(eps_255: float, shape: tuple[int, ...]) -> float:
     """The L2 budget of a matrix epsilon e (8-bit units) for images of ``shape`` (C, H, W).
 

@@ -49,12 +49,8 @@ class Matrix:
     @property
     def builtin(self) -> bool:
         """Whether it was read from a built-in profile's file."""
-        return bool(self.file) and Path(self.file).parent == Path(str(resources.files("bench.inputs.matrices")))
-
-    @property
-    def epsilons(self) -> tuple[float, ...]:
-        """Epsilons in [0, 1] units."""
-        return tuple(e / 255.0 for e in self.epsilons_255)
+        folder = Path(str(resources.files("bench.inputs.matrices"))).resolve()
+        return bool(self.file) and Path(self.file).resolve().parent == folder
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical, JSON-ready form (recorded in run.json)."""

@@ -295,7 +295,10 @@ def _command(results: Results) -> str:
     a built-in profile (folders written before it did are taken to come from one)."""
     profile = results.name
     matrix = results.run.get("matrix") or {}
-    builtin = bool(matrix.get("builtin", True))
+    # a built-in profile's own file: `--profile NAME` alone reruns it (a built-in file run under
+    # another profile name needs the file); folders written before run.json recorded the matrix
+    # come from a built-in profile
+    builtin = bool(matrix.get("builtin", True)) and Path(str(matrix.get("file") or f"{profile}.toml")).stem == profile
     images = (results.run.get("images") or {}).get("source")
     if results.table.empty and results.models is not None:
         command = "python -m bench zoo"
@@ -575,6 +578,30 @@ class TransformComparison:
         return bool(self.adaptive <= self.oblivious)
 
 
+def _parameters(name: str) -> tuple[str, dict[str, str]]:
+    """``art.pgd[steps=10,x=1]`` -> (``art.pgd``, {steps: 10, x: 1}) (a canonical name's parts)."""
+    bare, _, rest = name.partition("[")
+    pairs = [p.partition("=") for p in rest.rstrip("]").split(",") if p]
+    return bare, {k: v for k, _, v in pairs}
+
+
+def _attack_run(model: pd.DataFrame, attack: str, gradient: str, attacks_run: Mapping[str, Mapping[str, str]]) -> str:
+    """The name of the attack the cells of ``attack`` with ``gradient`` ran: from run.json's
+    ``attacks_run``; for folders written before it was recorded, the one attack of those rows that
+    differs from ``attack`` in its ``steps`` only (BPDA runs more steps), else ``attack`` itself."""
+    if attack in attacks_run:
+        return attacks_run[attack].get(gradient, attack)
+    names = set(model.loc[model["gradient"] == gradient, "attack"].astype(str))
+    if attack in names:
+        return attack
+    bare, params = _parameters(attack)
+    params.pop("steps", None)
+    similar = [
+        n for n in names if _parameters(n)[0] == bare and {**_parameters(n)[1], "steps": ""} == {**params, "steps": ""}
+    ]
+    return similar[0] if len(similar) == 1 else attack
+
+
 def transform_comparisons(
     table: pd.DataFrame, attacks_run: Mapping[str, Mapping[str, str]]
 ) -> list[TransformComparison]:
@@ -583,7 +610,7 @@ def transform_comparisons(
     the lowest robust accuracy over every gradient but the oblivious one, named (an adaptive
     attacker takes the better gradient). The attacks are those of the oblivious rows; a BPDA cell
     runs its attack with more steps and names that attack, which ``attacks_run`` (run.json: per
-    attack and gradient, the attack run) gives."""
+    attack and gradient, the attack run) gives (:func:`_attack_run`)."""
     rows = _ok(table)
     rows = rows[rows["attack"] != "ensemble"]
     defenses = dict.fromkeys(rows.loc[~rows["gradient"].isin(["exact", "any"]), "defense"].astype(str))
@@ -595,7 +622,7 @@ def transform_comparisons(
                 curves = {
                     str(gradient): model[
                         (model["gradient"] == gradient)
-                        & (model["attack"] == attacks_run.get(attack, {}).get(str(gradient), attack))
+                        & (model["attack"] == _attack_run(model, attack, str(gradient), attacks_run))
                     ]
                     for gradient in dict.fromkeys(model["gradient"])
                 }

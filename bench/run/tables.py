@@ -75,6 +75,10 @@ def rate_intervals(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[st
     sizes = {"tpr": np.zeros(len(out)), "tnr": np.zeros(len(out))}
     if len(samples):
         unique = samples.drop_duplicates(["cell", "sample"])
+        # tasks without a known manipulated class (multi-class, or a binary task whose dataset
+        # description is missing) count no class sizes: their tpr / tnr intervals stay NaN
+        known = unique["task"].astype(str).map(lambda t: positive.get(t) is not None).to_numpy(dtype=bool)
+        unique = unique[known]
         manipulated = unique["label"].to_numpy() == unique["task"].astype(str).map(positive).to_numpy()
         per_cell = pd.DataFrame({"cell": unique["cell"], "tpr": manipulated, "tnr": ~manipulated})
         counts = per_cell.groupby("cell")[["tpr", "tnr"]].sum()
