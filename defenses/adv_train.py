@@ -89,7 +89,7 @@ def adv_train(
     *,
     attack: AttackName = "fgsm",
     eps: Annotated[float, greater_than(0.0)] = 1.0,
-    steps: Annotated[int, at_least(1)] = 1,
+    steps: Annotated[int, at_least(1), at_most(1_000)] = 1,
     mix: Annotated[float, at_least(0.0), at_most(1.0)] = 0.5,
 ) -> Defense:
     """The seed paper's second defence (FGSM) and Madry's PGD training (``attack=pgd,steps=k``)."""

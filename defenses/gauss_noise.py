@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 from defenses import DefenseInfo, register_defense
 from defenses._transform import InputTransform
 
@@ -34,7 +34,7 @@ class GaussNoise(InputTransform):
     ),
 )
 def gauss_noise(
-    *, sigma: Annotated[float, greater_than(0.0)] = 2.0, eot_samples: Annotated[int, at_least(1)] = 8
+    *, sigma: Annotated[float, greater_than(0.0)] = 2.0, eot_samples: Annotated[int, at_least(1), at_most(1_000)] = 8
 ) -> InputTransform:
     """Random additive noise on every input (sigma in grey levels)."""
     return GaussNoise(sigma=sigma, eot_samples=eot_samples)

@@ -25,7 +25,7 @@ def grad_penalty_adv_train(
     squared: bool = False,
     attack: AttackName = "fgsm",
     eps: Annotated[float, greater_than(0.0)] = 1.0,
-    steps: Annotated[int, at_least(1)] = 1,
+    steps: Annotated[int, at_least(1), at_most(1_000)] = 1,
     mix: Annotated[float, at_least(0.0), at_most(1.0)] = 0.5,
 ) -> Defense:
     """Gradient-norm penalty and fused adversarial training combined (FGSM reuses the penalty's gradient)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 from defenses import TRANSFORM_GRADIENTS, DefenseInfo, register_defense
 from defenses._transform import InputTransform
 
@@ -40,6 +40,6 @@ class MedianSmooth(InputTransform):
         adaptive="exact",
     ),
 )
-def median_smooth(*, size: Annotated[int, at_least(2)] = 3) -> InputTransform:
+def median_smooth(*, size: Annotated[int, at_least(2), at_most(31)] = 3) -> InputTransform:
     """Median smoothing of every input."""
     return MedianSmooth(size=size)

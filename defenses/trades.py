@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 from defenses import Defense, DefenseInfo, register_defense
 from defenses._adversary import craft
 
@@ -51,7 +51,7 @@ def trades(
     *,
     beta: Annotated[float, at_least(0.0)] = 6.0,
     eps: Annotated[float, greater_than(0.0)] = 1.0,
-    steps: Annotated[int, at_least(1)] = 2,
+    steps: Annotated[int, at_least(1), at_most(1_000)] = 2,
 ) -> Defense:
     """TRADES with 2 inner steps by default (its paper used 10 on GPUs; docs/design.md gives the cost)."""
     return Trades(beta, eps, steps)

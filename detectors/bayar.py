@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 from detectors import DetectorInfo, register_detector
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 )
 def bayar(
     *,
-    filters: Annotated[int, at_least(1)] = 3,
+    filters: Annotated[int, at_least(1), at_most(256)] = 3,
     scale: Annotated[float, greater_than(0.0)] = 0.25,
     truncate: Annotated[float, at_least(0.0)] = 3.0,
     in_channels: int = 1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 from detectors import DetectorInfo, register_detector
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def srm(
     *,
     hard: bool = False,
     truncate: Annotated[float, at_least(0.0)] = 3.0,
-    width: Annotated[int, at_least(1)] = 16,
+    width: Annotated[int, at_least(1), at_most(1_024)] = 16,
     in_channels: int = 1,
     num_classes: int = 2,
 ) -> nn.Module:

@@ -201,8 +201,8 @@ def test_unreadable_image_is_refused_with_one_line(tmp_path: Path) -> None:
     (images / "d.png").write_bytes(b"not a png")
     proc = _cli(["run", "--profile", "smoke", "--images", "imgs"], tmp_path)
     assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: cannot read image ") and "d.png" in lines[-1], proc.stderr
+    lines = proc.stderr.strip().splitlines()  # refused before the run starts: its only line
+    assert len(lines) == 1 and lines[0].startswith("error: --images: cannot read image ") and "d.png" in lines[0]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
 

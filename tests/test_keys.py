@@ -142,8 +142,8 @@ def test_an_edit_to_the_interval_code_changes_no_key(original: dict[str, dict[st
         # wording of what a stage reports: the executor formats the training progress
         (
             "bench/run/execute.py",
-            "val accuracy {record['val_accuracy']:.3f}",
-            "validation {record['val_accuracy']:.3f}",
+            "val accuracy {val:.3f}",
+            "validation {val:.3f}",
         ),
         # where the photographs come from: the keys hash their bytes
         ("bench/inputs/photos.py", "at least 3 are needed (one per split)", "three at least (one per split)"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +176,18 @@ def test_a_new_attack_may_subclass_a_built_in_one_and_add_a_field(
     finally:
         ATTACKS.unregister("test.more-pgd")
         sys.modules.pop("more_pgd_entry", None)
+
+
+ITERATIONS = re.compile(r"steps|queries|eval|iterations|samples|restarts")
+
+
+@pytest.mark.parametrize("registry", [ATTACKS, DEFENSES, DETECTORS, TASKS], ids=lambda r: r.family)
+def test_every_iteration_step_and_query_parameter_has_an_upper_bound(registry: Registry[Any]) -> None:
+    """A matrix cannot ask for a run that never ends (``art.pgd[steps=1e20]``): the bound is in
+    the one-line error."""
+    for name in registry.names():
+        for param in registry.entry(name).params:
+            if param.type is int and ITERATIONS.search(param.key):
+                assert any(c.allowed.startswith("<=") for c in param.checks), f"{name}: {param.key} has no upper bound"
+                with pytest.raises(BenchError, match=rf"{param.key} must be an integer .*<= "):
+                    registry.spec(name, {param.key: 10**12})

@@ -48,3 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a Unix tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as err:  # the file system failed under a command (after its input was checked)
+        print(f"error: {err.filename or 'a file'}: {err.strerror or err}", file=sys.stderr)
+        return 1

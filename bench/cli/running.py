@@ -101,11 +101,14 @@ def _run(args: argparse.Namespace) -> int:
     def terminate(signum: int, frame: object) -> None:  # SIGTERM (CI timeouts, kill) ends like Ctrl-C
         raise KeyboardInterrupt
 
+    def warn(message: str) -> None:  # shown even with --quiet
+        print(message, file=sys.stderr, flush=True)
+
     signal.signal(signal.SIGTERM, terminate)
     if args.command == "costs":
         return _costs(args, matrix, progress)
     runner, folder = api.prepare(
-        matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress
+        matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress, warn=warn
     )
     try:
         if args.command == "zoo":
@@ -123,6 +126,15 @@ def _run(args: argparse.Namespace) -> int:
         if (folder.folder / "matrix.parquet").is_file():  # the figures of the finished cells, not stale ones
             api.draw_run_figures(folder.folder)
         return 130
+    except OSError as err:  # a full disk, a folder removed under the run: the finished work is kept
+        stats = runner.stats
+        print(
+            f"error: cannot write {err.filename or 'a file'}: {err.strerror or err}; "
+            f"{stats['cells_computed'] + stats['cells_cached']} finished cells and {stats['models_trained']} "
+            "trained models are kept in the cache; make room and rerun to continue",
+            file=sys.stderr,
+        )
+        return 1
     api.draw_run_figures(folder.folder)
     _summary(result, folder.folder)
     if result.stats["cells_failed"]:
@@ -143,6 +155,7 @@ def _zoo(runner: Any, folder: Any) -> int:
 
 def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
 
+    from bench.core.cache import check_writable
     from bench.outputs.formats import COSTS, TRAINING_COSTS, ResultsFolder, results_folder
     from bench.run.store import Store
     from bench.studies.costs import measure_costs, measure_training_costs
@@ -152,8 +165,11 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
         raise BenchError("costs: --images is not supported; it measures on the built-in data")
     if args.training < 0:
         raise BenchError(f"--training {args.training}: not allowed; a number of epochs >= 1")
-    store = Store(Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache")
+    cache = Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache"
     out = ResultsFolder(results_folder(args.results, matrix.profile))
+    check_writable(out.folder, "--results")
+    check_writable(cache, "--cache-dir")
+    store = Store(cache, warn=lambda line: print(line, file=sys.stderr, flush=True))
     if args.training:
         if "none" not in [d.name for d in matrix.defenses]:
             raise BenchError("costs --training: the matrix has no 'none' defence to compare with")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from bench.core.errors import BenchError
-from bench.core.registry import Check, Param, at_least, greater_than
+from bench.core.registry import Check, Param, at_least, at_most, greater_than, less_than
 
 C = TypeVar("C")
 
@@ -40,7 +40,7 @@ def from_table(cls: type[C], table: Any, where: str) -> C:
     for key in table:
         if key not in params:
             raise BenchError(f"{where}: unknown key {key!r}; allowed: {', '.join(params)}")
-    return cls(**{k: params[k].coerce(v, where) for k, v in table.items()})
+    return cls(**{k: params[k].coerce(v, where, strict=True) for k, v in table.items()})
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,16 @@ class DataConfig:
     can tell them apart (e.g. saturated sky or flat black borders under a median filter).
     """
 
-    patch: Annotated[int, at_least(8)] = 64
-    train_stride: Annotated[int, at_least(1)] = 32
-    eval_stride: Annotated[int, at_least(1)] = 64
-    max_train_per_photo: Annotated[int, at_least(1)] = 400
-    max_eval_per_photo: Annotated[int, at_least(1)] = 150
-    max_train_locations: Annotated[int, at_least(1)] = 8000
-    max_eval_locations: Annotated[int, at_least(1)] = 1500
-    min_changed: Annotated[float, at_least(0.0)] = 0.05
-    val_fraction: Annotated[float, greater_than(0.0)] = 0.125
-    test_fraction: Annotated[float, greater_than(0.0)] = 0.25
+    patch: Annotated[int, at_least(8), at_most(512)] = 64
+    train_stride: Annotated[int, at_least(1), at_most(4096)] = 32
+    eval_stride: Annotated[int, at_least(1), at_most(4096)] = 64
+    max_train_per_photo: Annotated[int, at_least(1), at_most(1_000_000)] = 400
+    max_eval_per_photo: Annotated[int, at_least(1), at_most(1_000_000)] = 150
+    max_train_locations: Annotated[int, at_least(1), at_most(10_000_000)] = 8000
+    max_eval_locations: Annotated[int, at_least(1), at_most(10_000_000)] = 1500
+    min_changed: Annotated[float, at_least(0.0), at_most(1.0)] = 0.05
+    val_fraction: Annotated[float, greater_than(0.0), less_than(1.0)] = 0.125
+    test_fraction: Annotated[float, greater_than(0.0), less_than(1.0)] = 0.25
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,9 @@ class TrainingConfig:
     accuracy is kept (early stopping by selection, deterministic for a fixed seed).
     """
 
-    epochs: Annotated[int, at_least(1)] = 15
-    batch_size: Annotated[int, at_least(1)] = 64
+    epochs: Annotated[int, at_least(1), at_most(1_000)] = 15
+    batch_size: Annotated[int, at_least(1), at_most(65_536)] = 64
     lr: Annotated[float, greater_than(0.0)] = 1e-3
     weight_decay: Annotated[float, at_least(0.0)] = 0.0
     augment: bool = True
-    max_train_patches: Annotated[int, at_least(0)] = 0  # 0: all; smoke profiles train on a subset
+    max_train_patches: Annotated[int, at_least(0), at_most(10_000_000)] = 0  # 0: all; smoke profiles train on a subset

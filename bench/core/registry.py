@@ -82,23 +82,31 @@ class Param:
         text = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[self.type]
         return " ".join([text, *(c.allowed for c in self.checks)])
 
-    def coerce(self, value: Any, where: str) -> Any:
-        """Convert a parsed or TOML value to this parameter's type, or raise BenchError."""
+    def coerce(self, value: Any, where: str, *, strict: bool = False) -> Any:
+        """Convert a parsed or TOML value to this parameter's type, or raise BenchError.
+
+        ``strict`` (values of a TOML table, which carry their own types): a string is not a
+        number or a boolean, a float is not an integer; a list, a table or a date is never a value.
+        """
         error = BenchError(f"{where}: {self.key}={value!r} is not allowed; {self.key} must be {self.allowed()}")
+        if not isinstance(value, (bool, int, float, str)):
+            raise error
         kind = self.type
         if typing.get_origin(kind) is Literal:
             choices = typing.get_args(kind)
-            if value not in choices:
+            if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
                 raise error
             return value
         if kind is bool:
             if isinstance(value, bool):
                 return value
-            if isinstance(value, str) and value.lower() in ("true", "false"):
+            if not strict and isinstance(value, str) and value.lower() in ("true", "false"):
                 return value.lower() == "true"
             raise error
+        if strict and isinstance(value, str) and kind is not str:
+            raise error
         if kind is int:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (strict and isinstance(value, float)):
                 raise error
             try:
                 out: Any = int(value) if not isinstance(value, float) or value.is_integer() else None
@@ -111,11 +119,13 @@ class Param:
                 raise error
             try:
                 out = float(value)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise error from None
             if not math.isfinite(out):
                 raise error
         else:
+            if strict and not isinstance(value, str):
+                raise error
             out = str(value)
         if not all(check.predicate(out) for check in self.checks):
             raise error

@@ -26,7 +26,9 @@ from detectors import DETECTORS
 REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
 OPTIONAL = ("profile", "description", "data", "training")
 ATTACK_KEYS = ("attacks", "epsilons_255")
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROFILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # matched in full: it names a folder
+MAX_SAMPLES = 100_000  # attacked samples per cell
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds alike
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,16 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
         if key not in doc:
             raise BenchError(f"{where}: missing key {key!r}; required keys: {', '.join(required)}")
     profile = doc.get("profile", "custom")
-    if not isinstance(profile, str) or not _PROFILE_RE.match(profile):
-        raise BenchError(f"{where}: profile {profile!r} is not allowed; use letters, digits, '.', '_' and '-'")
+    if not isinstance(profile, str) or not _PROFILE_RE.fullmatch(profile):
+        raise BenchError(
+            f"{where}: profile {profile!r} is not allowed; 1 to 64 letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise BenchError(f"{where}: description must be a string")
-    seed = _integer(doc["seed"], f"{where}: seed", minimum=0)
-    n_samples = _integer(doc["n_samples"], f"{where}: n_samples", minimum=1)
+    seed = _integer(doc["seed"], f"{where}: seed", minimum=0, maximum=MAX_SEED)
+    n_samples = _integer(doc["n_samples"], f"{where}: n_samples", minimum=1, maximum=MAX_SAMPLES)
     tasks = _specs(doc["tasks"], TASKS, f"{where}: tasks")
     detectors = _specs(doc["detectors"], DETECTORS, f"{where}: detectors")
     defenses = _specs(doc["defenses"], DEFENSES, f"{where}: defenses")
@@ -131,6 +136,8 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
                     f"{where}: detectors: {det} does not accept {channels}-channel input of task {task}; "
                     f"it accepts {DETECTORS.entry(det.name).info.channels}"
                 )
+    data = from_table(DataConfig, doc.get("data"), f"{where}: [data]")
+    _check_patch(data.patch, tasks, detectors, f"{where}: [data]")
     return Matrix(
         profile=profile,
         description=description,
@@ -141,14 +148,39 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
         defenses=defenses,
         attacks=attacks,
         epsilons_255=epsilons,
-        data=from_table(DataConfig, doc.get("data"), f"{where}: [data]"),
+        data=data,
         training=from_table(TrainingConfig, doc.get("training"), f"{where}: [training]"),
     )
 
 
-def _integer(value: Any, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BenchError(f"{where}: {value!r} is not allowed; must be an integer >= {minimum}")
+def _check_patch(patch: int, tasks: tuple[Spec, ...], detectors: tuple[Spec, ...], where: str) -> None:
+    """Refuse a patch size that a selected detector cannot run on: one dry forward pass of each
+    detector on a batch of blank patches of every task's shape (skipped at a detector's own
+    input size, which its tests cover)."""
+    shapes = sorted({(TASKS.entry(t.name).info.channels, len(TASKS.entry(t.name).info.classes)) for t in tasks})
+    for det in detectors:
+        if patch == DETECTORS.entry(det.name).info.input_size:
+            continue
+        import torch
+
+        for channels, classes in shapes:
+            try:
+                model = DETECTORS.create(det, in_channels=channels, num_classes=classes).eval()
+                with torch.no_grad():
+                    shape = tuple(model(torch.zeros(2, channels, patch, patch)).shape)
+                reason = "" if shape == (2, classes) else f"its output has shape {shape}"
+            except Exception as err:  # noqa: BLE001 - whatever the forward pass raised is the reason
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            if reason:
+                raise BenchError(
+                    f"{where}: patch={patch} is not allowed; detector {det} cannot run on {patch}x{patch} patches "
+                    f"({reason}); choose a patch size every selected detector runs on (their default: 64)"
+                )
+
+
+def _integer(value: Any, where: str, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise BenchError(f"{where}: {value!r} is not allowed; must be an integer >= {minimum} and <= {maximum}")
     return value
 
 

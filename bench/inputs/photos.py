@@ -86,4 +86,18 @@ def folder_source(folder: str | Path) -> ImageSource:
         raise BenchError(
             f"--images {folder}: found {len(files)} images; at least 3 are needed (one per split), with suffixes {', '.join(IMAGE_SUFFIXES)}"
         )
+    _check_images(files)
     return ImageSource(root.resolve().name, files)
+
+
+def _check_images(files: tuple[tuple[str, Path], ...]) -> None:
+    """Refuse a folder holding a file that is not a readable image, before any work (a file
+    that passes here and fails to decode later is still refused in one line, bench/inputs/data.py)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for _, path in files:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise BenchError(f"--images: cannot read image {path}: {err}") from None

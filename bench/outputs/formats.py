@@ -31,7 +31,7 @@ import pandas as pd
 
 from bench.core.cache import atomic_write, atomic_write_npz, atomic_write_text
 from bench.core.errors import BenchError
-from bench.core.schema import DERIVED, FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, TRANSFER_COLUMNS
+from bench.core.schema import DERIVED, FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, TRANSFER_COLUMNS
 
 # columns that older results folders lack, with the value every row of such a folder had
 _DEFAULTS: dict[str, Any] = {
@@ -120,15 +120,53 @@ def write_examples(path: Path, entries: list[dict[str, Any]]) -> None:
     atomic_write_npz(path, arrays)
 
 
+_EXAMPLE_KEYS = ("task", "detector", "defense", "attack", "classes")
+_EXAMPLE_ARRAYS = ("x", "adv", "label", "sample", "epsilon_255", "clean_prob", "adv_prob", "clean_pred", "adv_pred")
+
+
 def read_examples(path: Path) -> list[dict[str, Any]]:
-    """The entries of an examples.npz: each index dict with its arrays under ``arrays``."""
-    with np.load(path, allow_pickle=False) as z:
-        index = json.loads(str(z["index"]))
-        out = []
-        for i, entry in enumerate(index):
-            prefix = f"{i}/"
-            out.append({**entry, "arrays": {k[len(prefix) :]: z[k] for k in z.files if k.startswith(prefix)}})
-        return out
+    """The entries of an examples.npz: each index dict with its arrays under ``arrays``.
+
+    BenchError (one line) when the file does not load or lacks what write_examples writes.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            index = json.loads(str(z["index"]))
+            out = []
+            for i, entry in enumerate(index):
+                prefix = f"{i}/"
+                out.append({**entry, "arrays": {k[len(prefix) :]: z[k] for k in z.files if k.startswith(prefix)}})
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
+    for i, entry in enumerate(out):
+        missing = [k for k in _EXAMPLE_KEYS if k not in entry] + [
+            a for a in _EXAMPLE_ARRAYS if a not in entry["arrays"]
+        ]
+        images = [entry["arrays"].get(a) for a in ("x", "adv")]
+        if missing or any(a is None or a.dtype != np.uint8 for a in images):
+            problem = f"lacks {', '.join(missing)}" if missing else "holds images that are not 8-bit"
+            raise BenchError(f"{path}: example {i} {problem}; damaged, or not written by this suite")
+    return out
+
+
+# rates and their interval bounds: in [0, 1] wherever they are not NaN
+_RATE = re.compile(r"(accuracy|_rate|^tpr|^tnr|_share)(_low|_high)?$")
+
+
+def check_table(frame: pd.DataFrame, columns: dict[str, str], path: Path, required: tuple[str, ...]) -> None:
+    """BenchError (one line) unless a table read from a results folder has the ``required``
+    columns, numbers where its schema has numbers, and rates in [0, 1]."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise BenchError(f"{path}: lacks the columns {', '.join(missing)}; damaged, or not written by this suite")
+    for column, dtype in columns.items():
+        if column not in frame.columns or dtype not in ("float64", "int64"):
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if (values.isna() & frame[column].notna()).any():
+            raise BenchError(f"{path}: column {column} holds values that are not numbers; damaged")
+        if _RATE.search(column) and ((values < 0) | (values > 1)).any():
+            raise BenchError(f"{path}: column {column} holds rates outside [0, 1]; damaged")
 
 
 @dataclass
@@ -151,13 +189,20 @@ class Results:
     def name(self) -> str:
         return str(self.run.get("profile") or self.folder.name)
 
+    _samples: pd.DataFrame | None = None  # samples.parquet, read and checked by load_results
+    _examples: list[dict[str, Any]] = field(default_factory=list)  # examples.npz, likewise
+
     def read_samples(self) -> pd.DataFrame | None:
         """samples.parquet, or None when the folder has none."""
-        return pd.read_parquet(self.samples) if self.samples is not None else None
+        if self._samples is None and self.samples is not None:
+            self._samples = _read_parquet(self.samples, SAMPLE_COLUMNS, ("cell", "adv_correct"))
+        return self._samples
 
     def read_examples(self) -> list[dict[str, Any]]:
         """examples.npz (empty when the folder has none)."""
-        return read_examples(self.examples) if self.examples is not None else []
+        if not self._examples and self.examples is not None:
+            self._examples = read_examples(self.examples)
+        return self._examples
 
 
 def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
@@ -170,10 +215,7 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
         raise BenchError(f"{folder}: no such results folder (run `python -m bench run --matrix` first)")
     table_path = folder / "matrix.parquet"
     if table_path.is_file():
-        try:
-            table = pd.read_parquet(table_path)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
-            raise BenchError(f"{table_path}: unreadable ({type(err).__name__})") from None
+        table = _read_parquet(table_path, MATRIX_COLUMNS, _MATRIX_REQUIRED)
     elif not require_matrix and (folder / "models.csv").is_file():
         table = _empty(MATRIX_COLUMNS)
     elif require_matrix:
@@ -186,23 +228,53 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
         if column not in table.columns:
             table[column] = value
     table["error"] = table["error"].fillna("").astype(str)
-    try:
-        models = _csv(folder / "models.csv")
-        run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
-        transfer = pd.read_parquet(folder / "transfer.parquet") if (folder / "transfer.parquet").is_file() else None
-        per_photo, costs, training = (_csv(folder / n) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
-    except Exception as err:  # noqa: BLE001 - likewise
-        raise BenchError(
-            f"{folder}: unreadable models.csv, run.json, transfer.parquet, per_photo.csv or costs CSV "
-            f"({type(err).__name__})"
-        ) from None
+    models = _csv(folder / "models.csv")
+    if models is not None:
+        check_table(models, MODEL_COLUMNS, folder / "models.csv", ("task", "detector", "defense", "test_accuracy"))
+    run = _run_json(folder / "run.json")
+    transfer = None
+    if (folder / "transfer.parquet").is_file():
+        transfer = _read_parquet(folder / "transfer.parquet", TRANSFER_COLUMNS, ("source_cell", "target_model"))
+    per_photo, costs, training = (_csv(folder / n) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
-    return Results(folder, table, models, run, transfer, examples, samples, per_photo, costs, training)
+    results = Results(folder, table, models, run, transfer, examples, samples, per_photo, costs, training)
+    results.read_samples(), results.read_examples()  # every file checked before a command writes anything
+    return results
+
+
+# columns every matrix table has had (older folders lack some later ones, which get their defaults)
+_MATRIX_REQUIRED = ("task", "detector", "defense", "attack", "epsilon_255", "clean_accuracy", "robust_accuracy")
+
+
+def _read_parquet(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
+    check_table(frame, columns, path, required)
+    return frame
+
+
+def _run_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
+    if not isinstance(run, dict):
+        raise BenchError(f"{path}: not a JSON object; damaged, or not written by this suite")
+    return run
 
 
 def _csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ writes no file of its own and draws no figure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -35,7 +36,7 @@ from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.scoring import Scores, score_images
 from bench.run.store import CellOutput, Store
 from bench.run.tables import Tables, assemble, model_row, probe_table
-from bench.run.training import TrainedModel, build_detector, train
+from bench.run.training import TRAINING_THREADS, TrainedModel, build_detector, train
 from bench.run.transfer import example_entry, transfer_rows
 from detectors import create_detector
 
@@ -74,6 +75,18 @@ class RunResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux /proc/cpuinfo; elsewhere what the platform module says)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe(err: BaseException) -> str:
     """One-line description of an exception for the ``error`` column."""
     where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
@@ -81,10 +94,18 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{loc}"
 
 
+class Busy(Exception):
+    """Another run holds the claim on an entry (raised only when the caller chose not to wait)."""
+
+
 def obtain_dataset(
     task: Spec, source: ImageSource, config: DataConfig, seed: int, store: Store, key: str | None = None
 ) -> Dataset:
-    """A task's dataset from the store, or built and stored (``key``: its key, when the plan has it)."""
+    """A task's dataset from the store, or built and stored (``key``: its key, when the plan has it).
+
+    Not claimed: building takes seconds and gives the same bytes in any run, and an unreadable
+    image must be refused before anything is written, claims included.
+    """
     key = key or dataset_key(task, source, config, seed)
     dataset = store.dataset(key)
     if dataset is None:
@@ -93,21 +114,48 @@ def obtain_dataset(
     return dataset
 
 
-def obtain_model(
-    job: ModelJob, dataset: Dataset, matrix: Matrix, store: Store, log: Progress = lambda _: None
-) -> TrainedModel:
-    """A job's trained model from the store, or trained and stored (one ``log`` line per epoch)."""
+def _stored_model(job: ModelJob, dataset: Dataset, store: Store) -> TrainedModel | None:
     meta = store.model_meta(job.key)
-    if meta is not None:
-        model = store.load_weights(job.key, build_detector(job.detector, dataset))
-        return TrainedModel(job.key, model, meta, from_cache=True)
-    epochs = matrix.training.epochs
+    if meta is None:
+        return None
+    model = store.load_weights(job.key, build_detector(job.detector, dataset))
+    return None if model is None else TrainedModel(job.key, model, meta, from_cache=True)
 
-    def on_epoch(record: dict[str, Any]) -> None:
-        log(f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}, val accuracy {record['val_accuracy']:.3f}")
 
-    model, meta = train(job.detector, dataset, job.trained_as, matrix.training, matrix.seed, on_epoch)
-    store.put_model(job.key, model, meta)
+def obtain_model(
+    job: ModelJob,
+    dataset: Dataset,
+    matrix: Matrix,
+    store: Store,
+    log: Progress = lambda _: None,
+    *,
+    wait: bool = True,
+) -> TrainedModel:
+    """A job's trained model from the store, or trained and stored (one ``log`` line per epoch).
+
+    The training holds the model's claim; when another run holds it, wait for that run's model
+    (``wait``) or raise :class:`Busy`.
+    """
+    stored = _stored_model(job, dataset, store)
+    if stored is not None:
+        return stored
+    claim = store.claim("model", job.key)
+    if not claim.acquire(wait=wait):
+        raise Busy(claim.owner())
+    try:
+        stored = _stored_model(job, dataset, store)  # trained by another run while this one waited
+        if stored is not None:
+            return stored
+        epochs = matrix.training.epochs
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            loss, val = record["loss"], record["val_accuracy"]
+            log(f"epoch {record['epoch']}/{epochs}: loss {loss:.4f}, val accuracy {val:.3f}")
+
+        model, meta = train(job.detector, dataset, job.trained_as, matrix.training, matrix.seed, on_epoch)
+        store.put_model(job.key, model, meta)
+    finally:
+        claim.release()
     return TrainedModel(job.key, model, meta, from_cache=False)
 
 
@@ -198,6 +246,8 @@ class Runner:
         }
         self.timings: dict[str, float] = {}
         self._attacks_run: dict[str, dict[str, str]] = {}
+        self._plan: Plan | None = None
+        self._loaded: tuple[Spec, Dataset] | None = None  # one task's patches in memory at a time
         self._start = time.perf_counter()
 
     # -- the run -------------------------------------------------------------------------------
@@ -220,8 +270,9 @@ class Runner:
             self._probe(plan)
             self._transfer(plan)
         except BaseException:
-            if self.rows:
-                self._finish()
+            if self.rows:  # the tables of the finished cells, if the disk still takes them
+                with contextlib.suppress(OSError):
+                    self._finish()
             raise
         return self._finish()
 
@@ -236,25 +287,43 @@ class Runner:
         return self.tables().models
 
     def _models_and_cells(self, plan: Plan, *, with_cells: bool = True) -> None:
-        dataset: tuple[Spec, Dataset] | None = None  # one task's patches in memory at a time
-        done = 0
-        for job in plan.models:
-            cells = plan.cells_of(job) if with_cells else ()
-            meta = self.store.model_meta(job.key)
-            trained = None
-            if meta is None or not all(self.store.has_cell(c) for c in cells):
-                if dataset is None or dataset[0] != job.task:
-                    dataset = (job.task, self._dataset(job))
-                trained = self._model(job, dataset[1])
-            else:  # the model and every cell of it are stored: its metadata describes it
-                self.stats["models_cached"] += 1
-                self.models[job.label] = model_row(job, meta, True, "")
-            if str(job.task) not in self.datasets:
-                self.datasets[str(job.task)] = self.store.dataset_info(job.dataset_key)
-            for cell in cells:
-                done += 1
-                self._cell(cell, dataset[1] if dataset else None, trained, f"[{done}/{len(plan.cells)}]")
-                self._write_tables()
+        """Every model and its cells. What another run (on the same cache) is computing is left for
+        last and then waited for, so that two runs share the work instead of doing it twice."""
+        self._plan, self._loaded = plan, None
+        later = [job for job in plan.models if not self._model_and_cells(job, plan, with_cells, wait=False)]
+        for job in later:
+            self._model_and_cells(job, plan, with_cells, wait=True)
+
+    def _task_dataset(self, job: ModelJob) -> Dataset:
+        """The patches of a job's task (one task's patches in memory at a time)."""
+        if self._loaded is None or self._loaded[0] != job.task:
+            self._loaded = (job.task, self._dataset(job))
+        return self._loaded[1]
+
+    def _model_and_cells(self, job: ModelJob, plan: Plan, with_cells: bool, *, wait: bool) -> bool:
+        """A model and its cells; False (nothing done) when another run is training the model and
+        ``wait`` is off."""
+        cells = plan.cells_of(job) if with_cells else ()
+        stored = {c.key: self.store.cell(c) for c in cells}
+        meta = self.store.model_meta(job.key)
+        trained, dataset = None, None
+        if meta is None or any(v is None for v in stored.values()):
+            dataset = self._task_dataset(job)
+            try:
+                trained = self._model(job, dataset, wait=wait)
+            except Busy as busy:
+                self.progress(f"model {job.label}: being trained by another run ({busy}); left for later")
+                return False
+        else:  # the model and every cell of it are stored: its metadata describes it
+            self.stats["models_cached"] += 1
+            self.models[job.label] = model_row(job, meta, True, "")
+        if str(job.task) not in self.datasets:  # verified with its patches: rebuilt if damaged
+            info = self.store.dataset_info(job.dataset_key)
+            self.datasets[str(job.task)] = info if info is not None else self._task_dataset(job).info
+        later = [c for c in cells if not self._cell(c, stored[c.key], dataset, trained, wait=False)]
+        for cell in later:
+            self._cell(cell, None, dataset, trained, wait=True)
+        return True
 
     def _dataset(self, job: ModelJob) -> Dataset:
         start = time.perf_counter()
@@ -265,13 +334,17 @@ class Runner:
         self.progress(f"dataset {job.task} on {self.source.label}: {sizes}")
         return dataset
 
-    def _model(self, job: ModelJob, dataset: Dataset) -> TrainedModel | None:
+    def _model(self, job: ModelJob, dataset: Dataset, *, wait: bool) -> TrainedModel | None:
+        """A job's model, stored or trained (None when its training failed); :class:`Busy` when
+        another run is training it and ``wait`` is off."""
         cached = self.store.model_meta(job.key) is not None
         self.progress(f"model {job.label}: {'cached' if cached else 'training'}")
         try:
             trained = obtain_model(
-                job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}")
+                job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}"), wait=wait
             )
+        except Busy:
+            raise
         except Exception as err:  # noqa: BLE001 - a failed model fails its cells, not the run
             self.stats["models_failed"] += 1
             self.models[job.label] = model_row(job, None, False, describe(err))
@@ -286,17 +359,46 @@ class Runner:
         )
         return trained
 
-    def _cell(self, cell: Cell, dataset: Dataset | None, trained: TrainedModel | None, counter: str) -> None:
-        stored = self.store.cell(cell)
+    def _counter(self) -> str:
+        return f"[{len(self.rows)}/{self.stats['cells']}]"
+
+    def _cell(
+        self,
+        cell: Cell,
+        stored: CellOutput | None,
+        dataset: Dataset | None,
+        trained: TrainedModel | None,
+        *,
+        wait: bool,
+    ) -> bool:
+        """Serve or compute one cell and hand the tables to the sink; False (nothing done) when
+        another run is computing it and ``wait`` is off."""
+        claim = None
+        try:
+            if stored is None and trained is not None and dataset is not None:
+                claim = self.store.claim("cell", cell.key)
+                if not claim.acquire(wait=wait):
+                    return False
+                stored = self.store.cell(cell)  # computed by another run while this one waited
+            self._serve_or_compute(cell, stored, dataset, trained)
+        finally:
+            if claim is not None:
+                claim.release()
+        self._write_tables()
+        return True
+
+    def _serve_or_compute(
+        self, cell: Cell, stored: CellOutput | None, dataset: Dataset | None, trained: TrainedModel | None
+    ) -> None:
         if stored is not None:
             self.rows[cell.key], self.samples[cell.key] = stored.rows, stored.samples
             self.stats["cells_cached"] += 1
-            self.progress(f"{counter} {cell.label}: cached")
+            self.progress(f"{self._counter()} {cell.label}: cached")
             return
         if trained is None or dataset is None:
             self.rows[cell.key] = error_rows(cell, self.matrix, self.models[cell.model.label]["error"])
             self.stats["cells_failed"] += 1
-            self.progress(f"{counter} {cell.label}: FAILED (model failed)")
+            self.progress(f"{self._counter()} {cell.label}: FAILED (model failed)")
             return
         start = time.perf_counter()
         try:
@@ -304,7 +406,7 @@ class Runner:
         except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not a failed run
             self.rows[cell.key] = error_rows(cell, self.matrix, describe(err))
             self.stats["cells_failed"] += 1
-            self.progress(f"{counter} {cell.label}: FAILED {describe(err)}")
+            self.progress(f"{self._counter()} {cell.label}: FAILED {describe(err)}")
             return
         self.store.put_cell(cell, CellOutput(rows, samples, images))
         self.rows[cell.key], self.samples[cell.key] = rows, samples
@@ -313,7 +415,7 @@ class Runner:
         jpeg75 = rows[rows["postprocess"] == "jpeg75"]
         summary = ", ".join(f"e={e:g}: {r:.3f}" for e, r in zip(floats.epsilon_255, floats.robust_accuracy))
         self.progress(
-            f"{counter} {cell.label}: clean {floats.clean_accuracy.iloc[0]:.3f}, robust {summary}; "
+            f"{self._counter()} {cell.label}: clean {floats.clean_accuracy.iloc[0]:.3f}, robust {summary}; "
             f"8-bit + JPEG 75 at e={jpeg75.epsilon_255.iloc[-1]:g}: {jpeg75.robust_accuracy.iloc[-1]:.3f} "
             f"({time.perf_counter() - start:.1f}s)"
         )
@@ -342,13 +444,16 @@ class Runner:
             }
             numbers = self.store.probe(item.key)
             if numbers is None:
-                try:
-                    numbers = self._probe_numbers(item, loaded)
-                except Exception as err:  # noqa: BLE001 - a failed probe leaves its flags silent, not the run failed
-                    rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
-                    self.progress(f"probe {job.label} ({item.gradient}): FAILED {rows[-1]['error']}")
-                    continue
-                self.store.put_probe(item.key, numbers)
+                with self.store.claim("probe", item.key):
+                    numbers = self.store.probe(item.key)  # computed by another run while this one waited
+                    if numbers is None:
+                        try:
+                            numbers = self._probe_numbers(item, loaded)
+                        except Exception as err:  # noqa: BLE001 - a failed probe leaves its flags silent
+                            rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
+                            self.progress(f"probe {job.label} ({item.gradient}): FAILED {rows[-1]['error']}")
+                            continue
+                        self.store.put_probe(item.key, numbers)
                 self.progress(
                     f"probe {job.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
                     f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
@@ -381,7 +486,8 @@ class Runner:
 
     def _transfer_stage(self, plan: Plan) -> None:
         start = time.perf_counter()
-        sources = [c for c in plan.transfer_sources if self.store.has_cell_images(c.key)]
+        kept = ((c, self.store.cell_images(c.key)) for c in plan.transfer_sources)
+        sources = [(c, images) for c, images in kept if images is not None]  # a failed cell kept none
         if not sources:
             self.transfer = None
             if self.sink is not None:
@@ -391,9 +497,7 @@ class Runner:
         examples: list[dict[str, Any]] = []
         computed = cached = 0
         models: dict[str, nn.Module | None] = {}
-        for source in sources:
-            images = self.store.cell_images(source.key)
-            assert images is not None
+        for source, images in sources:
             info = self.store.dataset_info(source.model.dataset_key) or {}
             classes = list(info.get("classes", []))
             num_classes = len(classes) or int(images["label"].max()) + 1
@@ -409,9 +513,14 @@ class Runner:
                 key = pair_key(source.key, target.key)
                 scores = self.store.pair(key)
                 if scores is None:
-                    scores = score_images(model, images["x"], images["adv"], images["label"])
-                    self.store.put_pair(key, scores)
-                    computed += 1
+                    with self.store.claim("pair", key):
+                        scores = self.store.pair(key)  # scored by another run while this one waited
+                        if scores is None:
+                            scores = score_images(model, images["x"], images["adv"], images["label"])
+                            self.store.put_pair(key, scores)
+                            computed += 1
+                        else:
+                            cached += 1
                 else:
                     cached += 1
                 if target.key == source.model_key:
@@ -433,8 +542,6 @@ class Runner:
 
     def _stored_model(self, job: ModelJob, in_channels: int, num_classes: int) -> nn.Module | None:
         """A target model from the store (None when it is not there: its training failed)."""
-        if self.store.model_meta(job.key) is None:
-            return None
         return self.store.load_weights(
             job.key, create_detector(job.detector, in_channels=in_channels, num_classes=num_classes)
         )
@@ -442,10 +549,13 @@ class Runner:
     # -- outputs -------------------------------------------------------------------------------
     def tables(self) -> Tables:
         """The tables of everything finished so far."""
-        return assemble(
-            list(self.rows.values()),
-            list(self.samples.values()),
-            list(self.models.values()),
+        plan = self._plan
+        cells = [c.key for c in plan.cells] if plan is not None else list(self.rows)
+        models = [j.label for j in plan.models] if plan is not None else list(self.models)
+        return assemble(  # in the plan's order, whatever order the cells finished in
+            [self.rows[k] for k in cells if k in self.rows],
+            [self.samples[k] for k in cells if k in self.samples],
+            [self.models[m] for m in models if m in self.models],
             self.probes,
             self.datasets,
         )
@@ -466,8 +576,12 @@ class Runner:
             "versions": versions(),
             "host": {
                 "platform": platform.platform(),
+                "cpu_model": cpu_model(),
+                # the vector instructions torch's CPU kernels use: numbers may differ between these
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": torch.get_num_threads(),  # attacks and probes
+                "training_threads": TRAINING_THREADS,  # every training (bench/run/training.py)
             },
             "configuration": self.matrix.to_dict(),
             # the file's name only: a local path would leak into committed references

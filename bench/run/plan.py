@@ -119,6 +119,19 @@ class Plan:
         """Every trained model of a task (each detector x training-time defence)."""
         return tuple(j for j in self.models if j.task == task and not is_input_transform(j.defense))
 
+    def disk_bytes(self) -> int:
+        """A rough, generous estimate of the bytes the plan writes into the cache and the results
+        folder (for the free-space warning before a run): every task's patches, the models, each
+        cell's rows and per-sample rows at every epsilon and variant, and the kept images."""
+        matrix, data = self.matrix, self.matrix.data
+        channels = {t: TASKS.entry(t.name).info.channels for t in matrix.tasks}
+        locations = data.max_train_locations + 2 * data.max_eval_locations
+        datasets = sum(locations * data.patch**2 * c for c in channels.values())
+        models = len(self.models) * 4_000_000  # a few hundred thousand float32 weights, and the metadata
+        rows = matrix.n_samples * len(matrix.epsilons_255) * 6 * 200  # 6 variants, ~200 bytes a row
+        images = sum(2 * matrix.n_samples * data.patch**2 * channels[c.model.task] for c in self.transfer_sources)
+        return int(datasets + models + 2 * (len(self.cells) * rows + images))
+
 
 def dataset_key(task: Spec, source: ImageSource, config: DataConfig, seed: int) -> str:
     """Content hash of everything that determines a dataset."""

@@ -6,9 +6,10 @@ store caches the result (bench/run/store.py).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,30 @@ if TYPE_CHECKING:
     from bench.core.config import TrainingConfig
     from bench.core.registry import Spec
     from bench.inputs.data import Dataset
+
+
+# The intra-op thread count of every training. CPU kernels split their reductions (convolution
+# backward, batch-norm statistics, matrix products) by the thread count, so weights trained with 1
+# and with 2 threads differ in the last bits, then diverge over the epochs. Fixed here, training
+# gives the same weights whatever OMP_NUM_THREADS, torch.set_num_threads or the machine's core
+# count (more threads than cores only run slower); being in this file, it is part of every model
+# key. 2 is the count the committed baseline and reference results were trained with. Attacks on a
+# trained model were not seen to depend on the thread count (docs/design.md, "Thread count"), so
+# cells run with whatever the process has.
+TRAINING_THREADS = 2
+
+
+@contextlib.contextmanager
+def training_threads() -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to TRAINING_THREADS, then restore it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TRAINING_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -70,10 +95,23 @@ def train(
 ) -> tuple[nn.Module, ModelMeta]:
     """Train with Adam and a one-cycle schedule; keep the epoch with the best validation accuracy.
 
-    Deterministic on CPU for a fixed seed: initialisation, batch order and augmentation draw
-    from torch generators seeded here. Augmentation (random rot90 and horizontal flip of the
+    Deterministic on CPU for a fixed seed, on any thread count: initialisation, batch order and
+    augmentation draw from torch generators seeded here, and the training runs with
+    TRAINING_THREADS intra-op threads. Augmentation (random rot90 and horizontal flip of the
     whole batch) preserves the traces of the isotropic manipulations studied here.
     """
+    with training_threads():
+        return _train(detector, dataset, defense_spec, config, seed, on_epoch)
+
+
+def _train(
+    detector: Spec,
+    dataset: Dataset,
+    defense_spec: Spec,
+    config: TrainingConfig,
+    seed: int,
+    on_epoch: Callable[[dict[str, Any]], None],
+) -> tuple[nn.Module, ModelMeta]:
     import torch
 
     torch.manual_seed(seed)  # the detector's initial weights

@@ -15,7 +15,7 @@ from bench.attacks import AttackInfo, register_attack
 from bench.attacks.art._base import BATCH_SIZE, ArtAttack
 from bench.attacks.art.square import square_iterations
 from bench.attacks.base import FixedEpsilonAttack
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 
 
 @contextmanager
@@ -56,8 +56,8 @@ class ArtAutoAttack(ArtAttack, FixedEpsilonAttack):
     square_queries (5000).
     """
 
-    apgd_steps: Annotated[int, at_least(1)] = 10
-    square_queries: Annotated[int, at_least(6)] = 100
+    apgd_steps: Annotated[int, at_least(1), at_most(10_000)] = 10
+    square_queries: Annotated[int, at_least(6), at_most(100_000)] = 100
 
     def run(self, handle: Any, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
         from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent, SquareAttack

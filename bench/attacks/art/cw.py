@@ -10,7 +10,7 @@ import numpy as np
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.art._base import BATCH_SIZE, ArtAttack
 from bench.attacks.base import MinimumNormAttack
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 
 
 @register_attack(
@@ -34,10 +34,10 @@ class ArtCarliniL2(ArtAttack, MinimumNormAttack):
     """
 
     norm = "l2"
-    binary_steps: Annotated[int, at_least(1)] = 1
+    binary_steps: Annotated[int, at_least(1), at_most(100)] = 1
     initial_const: Annotated[float, greater_than(0.0)] = 0.03
     learning_rate: Annotated[float, greater_than(0.0)] = 0.05
-    steps: Annotated[int, at_least(1)] = 2
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 2
 
     def run_unbounded(self, handle: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         from art.attacks.evasion import CarliniL2Method

@@ -10,7 +10,7 @@ import numpy as np
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.art._base import BATCH_SIZE, ArtAttack
 from bench.attacks.base import MinimumNormAttack
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 
 
 @register_attack(
@@ -34,7 +34,7 @@ class ArtDeepFool(ArtAttack, MinimumNormAttack):
 
     norm = "l2"
     overshoot: Annotated[float, at_least(0.0)] = 0.02
-    steps: Annotated[int, at_least(1)] = 5
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 5
 
     def run_unbounded(self, handle: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         from art.attacks.evasion import DeepFool

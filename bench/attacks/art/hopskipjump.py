@@ -12,7 +12,7 @@ from bench.attacks import AttackInfo, register_attack
 from bench.attacks._starts import nearest_other
 from bench.attacks.art._base import BATCH_SIZE, ArtAttack
 from bench.attacks.base import MinimumNormAttack
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 
 # Most bisection steps of one boundary search (ART stops at a relative resolution of 0.01/d for Linf, 19 steps on
 # a 64x64 patch; 2**-12 of the Linf distance is still far below one grey level), and most halvings of the
@@ -151,9 +151,9 @@ class ArtHopSkipJump(ArtAttack, MinimumNormAttack):
     """
 
     threat = "decision"
-    init_eval: Annotated[int, at_least(1)] = 10
-    max_eval: Annotated[int, at_least(1)] = 100
-    steps: Annotated[int, at_least(1)] = 10
+    init_eval: Annotated[int, at_least(1), at_most(10_000)] = 10
+    max_eval: Annotated[int, at_least(1), at_most(100_000)] = 100
+    steps: Annotated[int, at_least(1), at_most(1_000)] = 10
 
     def query_budget(self) -> int:
         per_iteration = HSJ_BINARY_STEPS + HSJ_STEP_HALVINGS

@@ -10,7 +10,7 @@ import numpy as np
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.art._base import BATCH_SIZE, ArtAttack, art_norm
 from bench.attacks.base import FixedEpsilonAttack
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 
 
 @register_attack(
@@ -26,7 +26,7 @@ class ArtPGD(ArtAttack, FixedEpsilonAttack):
 
     random_start: bool = True
     rel_stepsize: Annotated[float, greater_than(0.0)] = 0.25
-    steps: Annotated[int, at_least(1)] = 10
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 10
 
     def run(self, handle: Any, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
         from art.attacks.evasion import ProjectedGradientDescent

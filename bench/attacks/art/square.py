@@ -10,7 +10,7 @@ import numpy as np
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.art._base import BATCH_SIZE, ArtAttack
 from bench.attacks.base import FixedEpsilonAttack
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 
 
 def square_iterations(queries: int) -> int:
@@ -40,7 +40,7 @@ class ArtSquare(ArtAttack, FixedEpsilonAttack):
     """
 
     threat = "score"
-    queries: Annotated[int, at_least(6)] = 300
+    queries: Annotated[int, at_least(6), at_most(100_000)] = 300
 
     def query_budget(self) -> int:
         return 3 + 3 * square_iterations(self.queries)

@@ -11,7 +11,7 @@ from bench.attacks import AttackInfo, register_attack
 from bench.attacks._starts import nearest_other
 from bench.attacks.base import MinimumNormAttack
 from bench.attacks.foolbox._base import BATCH_SIZE, FoolboxAttack
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 
 BOUNDARY_INIT_STEPS = 10  # bisection steps from each starting image towards the clean one
 
@@ -40,7 +40,7 @@ class FoolboxBoundary(FoolboxAttack, MinimumNormAttack):
 
     norm = "l2"
     threat = "decision"
-    steps: Annotated[int, at_least(1)] = 300
+    steps: Annotated[int, at_least(1), at_most(100_000)] = 300
 
     def query_budget(self) -> int:
         # labels, bisection, our and Foolbox's checks of the starting points, one candidate per step and

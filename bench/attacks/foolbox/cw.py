@@ -10,7 +10,7 @@ import numpy as np
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.base import MinimumNormAttack
 from bench.attacks.foolbox._base import FoolboxAttack
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 
 
 @register_attack(
@@ -39,10 +39,10 @@ class FoolboxCarliniL2(FoolboxAttack, MinimumNormAttack):
 
     norm = "l2"
     abort_early: bool = False
-    binary_steps: Annotated[int, at_least(1)] = 1
+    binary_steps: Annotated[int, at_least(1), at_most(100)] = 1
     initial_const: Annotated[float, greater_than(0.0)] = 0.1
     stepsize: Annotated[float, greater_than(0.0)] = 0.01
-    steps: Annotated[int, at_least(1)] = 10
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 10
 
     def make(self) -> Any:
         import foolbox

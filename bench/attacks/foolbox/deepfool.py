@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.base import MinimumNormAttack
 from bench.attacks.foolbox._base import FoolboxAttack
-from bench.core.registry import at_least
+from bench.core.registry import at_least, at_most
 
 
 @register_attack(
@@ -30,7 +30,7 @@ class FoolboxDeepFoolL2(FoolboxAttack, MinimumNormAttack):
 
     norm = "l2"
     overshoot: Annotated[float, at_least(0.0)] = 0.02
-    steps: Annotated[int, at_least(1)] = 8
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 8
 
     def make(self) -> Any:
         import foolbox

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.base import MinimumNormAttack
 from bench.attacks.foolbox._base import FoolboxAttack
-from bench.core.registry import at_least, greater_than, less_than
+from bench.core.registry import at_least, at_most, greater_than, less_than
 
 
 @functools.cache
@@ -55,7 +55,7 @@ class FoolboxFMN(FoolboxAttack, MinimumNormAttack):
 
     gamma: Annotated[float, greater_than(0.0), less_than(1.0)] = 0.9
     max_stepsize: Annotated[float, greater_than(0.0)] = 0.2
-    steps: Annotated[int, at_least(1)] = 10
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 10
 
     def make(self) -> Any:
         import foolbox

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks.base import FixedEpsilonAttack
 from bench.attacks.foolbox._base import FoolboxAttack
-from bench.core.registry import at_least, greater_than
+from bench.core.registry import at_least, at_most, greater_than
 
 
 @register_attack(
@@ -24,7 +24,7 @@ class FoolboxPGD(FoolboxAttack, FixedEpsilonAttack):
 
     random_start: bool = True
     rel_stepsize: Annotated[float, greater_than(0.0)] = 0.25
-    steps: Annotated[int, at_least(1)] = 10
+    steps: Annotated[int, at_least(1), at_most(10_000)] = 10
 
     def make(self) -> Any:
         import foolbox
