@@ -42,7 +42,7 @@ def prepare(
     folder = ResultsFolder(results_folder(results_dir, matrix.profile, None if images is None else source.label))
     cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
     free = min(check_writable(folder.folder, "--results"), check_writable(cache, "--cache-dir"))
-    runner = Runner(matrix, store=Store(cache, warn=warn), source=source, sink=folder, progress=progress)
+    runner = Runner(matrix, store=Store(cache, warn=warn), source=source, sink=folder, progress=progress, warn=warn)
     needed = make_plan(matrix, source).disk_bytes()
     if warn is not None and needed > free:
         warn(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def mfr(
     *,
     truncate: Annotated[float, at_least(0.0)] = 3.0,
-    width: Annotated[int, at_least(1), at_most(1_024)] = 16,
+    width: Annotated[int, at_least(1), at_most(256)] = 16,
     in_channels: int = 1,
     num_classes: int = 2,
 ) -> nn.Module:

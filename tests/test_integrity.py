@@ -25,6 +25,8 @@ KINDS = {
     "cell images": ("cells", ".images.npz"),
     "probes": ("probes", ".json"),
     "dataset": ("datasets", ".npz"),
+    "dataset description": ("datasets", ".json"),
+    "transfer pair": ("transfer", ".npz"),
 }
 
 
@@ -94,13 +96,13 @@ def _damage_and_rerun(cold: Cold, tmp_path: Path, kind: str, damage: str) -> Non
     assert len(moved) == 1 and moved[0].read_bytes() != (cold.cache / folder / target.name).read_bytes()
     if suffix in (".pt", ".npz", ".samples.parquet"):  # the others record timings
         assert target.read_bytes() == (cold.cache / folder / target.name).read_bytes()  # recomputed, same bytes
-    recomputed = {
+    computed = {
         "models": again.stats["models_trained"],
         "cells": again.stats["cells_computed"],
-        "datasets": 1,  # rebuilt when the model or a cell needs it: here the check is that it is the same
-        "probes": 1,
-    }[folder]
-    assert recomputed == 1, again.stats
+        "transfer": again.stats["transfer_pairs_computed"],
+    }
+    assert computed.get(folder, 1) == 1 and sum(computed.values()) == (folder in computed), again.stats
+    assert Store(cache).probe(target.name.split(".")[0]) is not None if folder == "probes" else True
     _equal(cold.result, again)
     assert not Store(cache).damaged  # a fresh store reads everything back clean
     warned.clear()

@@ -65,10 +65,18 @@ class Claim:
             if not current:  # released (unlinked) between our open and our lock: try the new file
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            os.write(fd, json.dumps(owner).encode())
-            self._fd = fd
+            self._fd = fd  # held from here on: release() unlinks and closes, whatever happens next
+            try:
+                os.ftruncate(fd, 0)
+                owner = {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+                os.write(fd, json.dumps(owner).encode())
+            except BaseException:  # a full disk, an interruption: give the claim up rather than leak it
+                self.release()
+                raise
             return True
 
     def owner(self) -> str:

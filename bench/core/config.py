@@ -52,7 +52,7 @@ class DataConfig:
     can tell them apart (e.g. saturated sky or flat black borders under a median filter).
     """
 
-    patch: Annotated[int, at_least(8), at_most(512)] = 64
+    patch: Annotated[int, at_least(8), at_most(256)] = 64
     train_stride: Annotated[int, at_least(1), at_most(4096)] = 32
     eval_stride: Annotated[int, at_least(1), at_most(4096)] = 64
     max_train_per_photo: Annotated[int, at_least(1), at_most(1_000_000)] = 400

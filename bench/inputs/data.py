@@ -37,7 +37,7 @@ def load_image(path: Path, channels: int) -> np.ndarray:
                 arr = np.asarray(image, dtype=np.float64)
                 image = Image.fromarray(np.round(arr * 255.0 / max(arr.max(), 1.0)).astype(np.uint8))
             return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise BenchError(f"cannot read image {path}: {err}") from None
 
 

@@ -155,8 +155,8 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
 
 def _check_patch(patch: int, tasks: tuple[Spec, ...], detectors: tuple[Spec, ...], where: str) -> None:
     """Refuse a patch size that a selected detector cannot run on: one dry forward pass of each
-    detector on a batch of blank patches of every task's shape (skipped at a detector's own
-    input size, which its tests cover)."""
+    detector, in training mode (batch norm needs more than one value per channel), on one blank
+    patch of every task's shape (skipped at a detector's own input size, which its tests cover)."""
     shapes = sorted({(TASKS.entry(t.name).info.channels, len(TASKS.entry(t.name).info.classes)) for t in tasks})
     for det in detectors:
         if patch == DETECTORS.entry(det.name).info.input_size:
@@ -165,10 +165,10 @@ def _check_patch(patch: int, tasks: tuple[Spec, ...], detectors: tuple[Spec, ...
 
         for channels, classes in shapes:
             try:
-                model = DETECTORS.create(det, in_channels=channels, num_classes=classes).eval()
+                model = DETECTORS.create(det, in_channels=channels, num_classes=classes).train()
                 with torch.no_grad():
-                    shape = tuple(model(torch.zeros(2, channels, patch, patch)).shape)
-                reason = "" if shape == (2, classes) else f"its output has shape {shape}"
+                    shape = tuple(model(torch.rand(1, channels, patch, patch)).shape)
+                reason = "" if shape == (1, classes) else f"its output has shape {shape}"
             except Exception as err:  # noqa: BLE001 - whatever the forward pass raised is the reason
                 reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             if reason:

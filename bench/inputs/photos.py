@@ -99,5 +99,5 @@ def _check_images(files: tuple[tuple[str, Path], ...]) -> None:
         try:
             with Image.open(path) as image:
                 image.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise BenchError(f"--images: cannot read image {path}: {err}") from None

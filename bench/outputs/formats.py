@@ -228,14 +228,12 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
         if column not in table.columns:
             table[column] = value
     table["error"] = table["error"].fillna("").astype(str)
-    models = _csv(folder / "models.csv")
-    if models is not None:
-        check_table(models, MODEL_COLUMNS, folder / "models.csv", ("task", "detector", "defense", "test_accuracy"))
+    models = _csv(folder / "models.csv", MODEL_COLUMNS, tuple(MODEL_COLUMNS))
     run = _run_json(folder / "run.json")
     transfer = None
     if (folder / "transfer.parquet").is_file():
-        transfer = _read_parquet(folder / "transfer.parquet", TRANSFER_COLUMNS, ("source_cell", "target_model"))
-    per_photo, costs, training = (_csv(folder / n) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
+        transfer = _read_parquet(folder / "transfer.parquet", TRANSFER_COLUMNS, tuple(TRANSFER_COLUMNS))
+    per_photo, costs, training = (_csv(folder / n, {}, _STUDY_COLUMNS[n]) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
     results = Results(folder, table, models, run, transfer, examples, samples, per_photo, costs, training)
@@ -243,8 +241,29 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
     return results
 
 
-# columns every matrix table has had (older folders lack some later ones, which get their defaults)
-_MATRIX_REQUIRED = ("task", "detector", "defense", "attack", "epsilon_255", "clean_accuracy", "robust_accuracy")
+# every column a run writes, but those older folders may lack (they get their defaults, _DEFAULTS)
+_MATRIX_REQUIRED = tuple(c for c in MATRIX_COLUMNS if c not in _DEFAULTS)
+# the columns the pages and the report read from the studies' tables
+_STUDY_COLUMNS = {
+    PER_PHOTO: ("task", "detector", "defense", "photo", "accuracy", "n"),
+    COSTS: ("detector", "defense", "measure", "attack"),
+    TRAINING_COSTS: ("task", "detector", "defense", "epochs", "ratio"),
+}
+# run.json: the type of every field a reader uses
+_RUN_FIELDS = {
+    "profile": str,
+    "finished": str,
+    "versions": dict,
+    "host": dict,
+    "configuration": dict,
+    "matrix": dict,
+    "attacks_run": dict,
+    "images": dict,
+    "datasets": dict,
+    "stats": dict,
+    "timings": dict,
+    "flags": dict,
+}
 
 
 def _read_parquet(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame:
@@ -265,16 +284,21 @@ def _run_json(path: Path) -> dict[str, Any]:
         raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
     if not isinstance(run, dict):
         raise BenchError(f"{path}: not a JSON object; damaged, or not written by this suite")
+    for name, kind in _RUN_FIELDS.items():
+        if name in run and not isinstance(run[name], kind):
+            raise BenchError(f"{path}: {name} is not a JSON {'object' if kind is dict else 'string'}; damaged")
     return run
 
 
-def _csv(path: Path) -> pd.DataFrame | None:
+def _csv(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
+    check_table(frame, columns, path, required)
+    return frame
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:

@@ -213,6 +213,8 @@ class Runner:
         sink: receives the tables after every cell and the outputs at the end (None: nothing
             is written but the cache).
         progress: receives one line per step (model, cell, probe, stage).
+        warn: receives the lines a user must see even when progress is hidden (a stage that
+            failed); default: ``progress``.
     """
 
     def __init__(
@@ -223,8 +225,10 @@ class Runner:
         source: ImageSource | None = None,
         sink: Sink | None = None,
         progress: Progress | None = None,
+        warn: Progress | None = None,
     ) -> None:
         self.matrix = matrix
+        self.warn = warn or progress or (lambda _: None)
         self.store = store
         self.source = source if source is not None else builtin_source()
         self.sink = sink
@@ -287,8 +291,9 @@ class Runner:
         return self.tables().models
 
     def _models_and_cells(self, plan: Plan, *, with_cells: bool = True) -> None:
-        """Every model and its cells. What another run (on the same cache) is computing is left for
-        last and then waited for, so that two runs share the work instead of doing it twice."""
+        """Every model and its cells. A model another run (on the same cache) is training is left
+        for the end of the run, a cell another run is computing for the end of its model's cells,
+        and then waited for: two runs share the work instead of doing it twice."""
         self._plan, self._loaded = plan, None
         later = [job for job in plan.models if not self._model_and_cells(job, plan, with_cells, wait=False)]
         for job in later:
@@ -343,7 +348,7 @@ class Runner:
             trained = obtain_model(
                 job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}"), wait=wait
             )
-        except Busy:
+        except (Busy, OSError):  # another run trains it; the file system failed (a full disk): the run stops
             raise
         except Exception as err:  # noqa: BLE001 - a failed model fails its cells, not the run
             self.stats["models_failed"] += 1
@@ -432,7 +437,7 @@ class Runner:
         loaded: dict[str, tuple[Dataset, TrainedModel]] = {}
         for item in plan.probes:
             job = item.model
-            if self.store.model_meta(job.key) is None:
+            if self.models.get(job.label, {}).get("error"):  # its training failed in this run
                 continue
             base = {
                 "task": str(job.task),
@@ -449,6 +454,8 @@ class Runner:
                     if numbers is None:
                         try:
                             numbers = self._probe_numbers(item, loaded)
+                        except OSError:  # the file system failed (a full disk): the run stops
+                            raise
                         except Exception as err:  # noqa: BLE001 - a failed probe leaves its flags silent
                             rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
                             self.progress(f"probe {job.label} ({item.gradient}): FAILED {rows[-1]['error']}")
@@ -480,9 +487,14 @@ class Runner:
         error here is reported and leaves the run's cells and exit status alone."""
         try:
             self._transfer_stage(plan)
+        except OSError:  # the file system failed (a full disk): the run stops, as for a cell
+            raise
         except Exception as err:  # noqa: BLE001 - the cells' tables are already written; the stage is extra
             self.stats["transfer_failed"] = 1
-            self.progress(f"transfer: FAILED {type(err).__name__}: {err}")
+            self.transfer = None
+            if self.sink is not None:  # no stale transfer tables of an earlier run beside the new ones
+                self.sink.write_transfer(None, [])
+            self.warn(f"transfer: FAILED {describe(err)}; transfer.csv and examples.npz are not written")
 
     def _transfer_stage(self, plan: Plan) -> None:
         start = time.perf_counter()
@@ -588,7 +600,7 @@ class Runner:
             "matrix": {"file": Path(self.matrix.file).name, "builtin": self.matrix.builtin},
             "attacks_run": self._attacks_run,
             "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
-            "datasets": self.datasets,
+            "datasets": {str(t): self.datasets[str(t)] for t in self.matrix.tasks if str(t) in self.datasets},
             "stats": self.stats,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "flags": flag_counts(tables.table),  # rows raising each trust flag (docs/flags.md)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from bench.run.plan import Cell
 
 _PARTS = ("x", "y", "source", "location")
+_KIND = {"datasets": "dataset", "models": "model", "cells": "cell", "probes": "probe", "transfer": "transfer pair"}
 _CELL_FILES = (".rows.parquet", ".samples.parquet")
 _IMAGES = ".images.npz"
 
@@ -127,6 +128,9 @@ class Store:
             raw = manifest.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as err:  # a folder in its place, an I/O error: unusable like a damaged one
+            self._set_aside(folder, key, f"manifest unreadable ({err.strerror})")
+            return None
         try:
             try:
                 listed = json.loads(raw)["files"]
@@ -139,6 +143,8 @@ class Store:
                     data = self._path(folder, key, suffix).read_bytes()
                 except FileNotFoundError:
                     raise Damaged(f"{key}{suffix} is missing") from None
+                except OSError as err:
+                    raise Damaged(f"{key}{suffix} unreadable ({err.strerror})") from None
                 if len(data) != size:
                     raise Damaged(f"{key}{suffix} has {len(data)} bytes, {size} were written")
                 if hashlib.sha256(data).hexdigest() != digest:
@@ -171,7 +177,7 @@ class Store:
                 moved += 1
             except FileNotFoundError:  # another run moved it first
                 pass
-        line = f"cache: damaged {folder[:-1]} entry {key}: {reason}; moved to {target}; it is recomputed"
+        line = f"cache: damaged {_KIND[folder]} entry {key}: {reason}; moved to {target}; it is recomputed"
         self.damaged.append(line)
         self.warn(line)
 
