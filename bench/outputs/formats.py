@@ -22,6 +22,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,8 +268,15 @@ _RUN_FIELDS = {
 
 
 def _read_parquet(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame:
+    return _read_table(pd.read_parquet, path, columns, required)
+
+
+def _read_table(
+    read: Callable[[Path], pd.DataFrame], path: Path, columns: dict[str, str], required: tuple[str, ...]
+) -> pd.DataFrame:
+    """A table of a results folder, read and checked (BenchError, one line, when unusable)."""
     try:
-        frame = pd.read_parquet(path)
+        frame = read(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
     check_table(frame, columns, path, required)
@@ -291,14 +299,7 @@ def _run_json(path: Path) -> dict[str, Any]:
 
 
 def _csv(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
-        raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
-    check_table(frame, columns, path, required)
-    return frame
+    return _read_table(pd.read_csv, path, columns, required) if path.is_file() else None
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
