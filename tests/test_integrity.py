@@ -91,7 +91,8 @@ def _damage_and_rerun(cold: Cold, tmp_path: Path, kind: str, damage: str) -> Non
     warned: list[str] = []
     again = _run(tmp_path / "results", cache, warned)
     assert len(warned) == 1 and "\n" not in warned[0], warned
-    assert warned[0].startswith(f"cache: damaged {folder[:-1]} entry {target.name.split('.')[0]}"), warned
+    kind_named = {"transfer": "transfer pair"}.get(folder, folder[:-1])
+    assert warned[0].startswith(f"cache: damaged {kind_named} entry {target.name.split('.')[0]}"), warned
     moved = list((cache / "damaged" / folder).rglob(target.name))
     assert len(moved) == 1 and moved[0].read_bytes() != (cold.cache / folder / target.name).read_bytes()
     if suffix in (".pt", ".npz", ".samples.parquet"):  # the others record timings
