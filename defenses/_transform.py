@@ -69,7 +69,8 @@ class InputTransform(abc.ABC):
 
     @abc.abstractmethod
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The transform (in [0, 1]); differentiable where the transform itself is."""
+        """The transform (in [0, 1]), on ``x``'s device; differentiable where the transform itself is.
+        ``generator`` is a CPU generator: random draws are made on the CPU and moved to ``x``'s device."""
 
     def wrap(self, model: nn.Module, gradient: str, seed: int) -> nn.Module:
         """The deployed pipeline ``model(transform(x))`` with the attacker's ``gradient``."""

@@ -13,13 +13,17 @@ if TYPE_CHECKING:
 
 
 class GaussNoise(InputTransform):
-    """Additive Gaussian noise of std ``sigma`` grey levels, a fresh draw per forward, clipped to [0, 1]."""
+    """Additive Gaussian noise of std ``sigma`` grey levels, a fresh draw per forward, clipped to [0, 1].
+
+    The noise is drawn on the CPU from the wrapper's generator and moved to the images' device:
+    the same draws on every device.
+    """
 
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         import torch
 
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) * (float(self.params["sigma"]) / 255.0)
-        return (x + noise).clamp(0.0, 1.0)
+        return (x + noise.to(x.device)).clamp(0.0, 1.0)
 
 
 @register_defense(

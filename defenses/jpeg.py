@@ -23,7 +23,7 @@ class Jpeg(InputTransform):
 
         jpeg = JpegCompression(clip_values=(0.0, 1.0), quality=self.params["quality"], channels_first=True)
         out, _ = jpeg(x.detach().cpu().numpy().astype(np.float32))
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(x.device)
 
 
 @register_defense(

@@ -62,7 +62,7 @@ class _Outside(FixedEpsilonAttack):
     factor: float = 1.0
     overshoot: float = 0.0
 
-    def prepare(self, model, input_shape, num_classes):
+    def prepare(self, model, input_shape, num_classes, *, device=None):
         return None
 
     def run(self, handle, x, y, eps):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.outputs.check import BASELINE_COLUMNS, CannotCompare, check, fisher_p, write_baseline
+from bench.outputs.check import BASELINE_COLUMNS, CannotCompare, check, compare, fisher_p, write_baseline
+from bench.outputs.formats import Results, read_baseline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,3 +163,18 @@ def test_fisher_test_is_two_sided_and_symmetric() -> None:
     assert fisher_p(20, 120, 20, 120) == pytest.approx(1.0)
     assert fisher_p(0, 120, 10, 120) == pytest.approx(fisher_p(10, 120, 0, 120))
     assert fisher_p(0, 120, 10, 120) < 0.01 < fisher_p(0, 120, 2, 120)
+
+
+def test_the_device_setting_is_noted_not_compared(tmp_path: Path) -> None:
+    """A baseline from before the ``device`` setting reads as ``auto``; another device is a note."""
+    baseline, meta = read_baseline(REPO / "results" / "baseline" / "smoke.csv")
+    assert "device" not in meta["configuration"]
+    table = baseline.assign(error="")
+    for device, note in (("auto", False), ("cuda", True)):
+        run = {"configuration": {**meta["configuration"], "device": device}}
+        comparison = compare(baseline, Results(tmp_path, table, run=run), meta=meta)
+        assert comparison.failed.empty
+        assert any("device setting differs from the baseline's: auto -> cuda" in n for n in comparison.notes) == note
+    other = {"configuration": {**meta["configuration"], "device": "cpu", "seed": 1}}
+    with pytest.raises(CannotCompare, match=r"configuration differs from the baseline's in seed$"):
+        compare(baseline, Results(tmp_path, table, run=other), meta=meta)

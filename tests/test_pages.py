@@ -95,6 +95,7 @@ def _row(
         "seed": 0,
         "cell": f"{detector}{defense}{attack}{gradient}",
         "model": f"{detector}{defense}",
+        "device": "cpu",
         "error": "",
         "flags": ",".join(flags),
         **{f"flag_{name}": name in flags for name in FLAG_NAMES},
@@ -136,6 +137,7 @@ def _model(detector: str, defense: str, accuracy: int = 900, *, task: str = "med
         "train_seconds": 12.0,
         "from_cache": False,
         "model": f"{detector}{defense}",
+        "device": "cpu",
         "error": "",
     }
 
@@ -205,6 +207,7 @@ def make_folder(
                 **_rate(90 if source == target else 20, 90, "transfer_success_rate"),
                 "source_cell": "c",
                 "target_model": "m",
+                "device": "cpu",
             }
             for e in EPSILONS
             for source in DETECTORS

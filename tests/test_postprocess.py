@@ -66,7 +66,7 @@ class _Shift(FixedEpsilonAttack):
 
     library = "test"
 
-    def prepare(self, model, input_shape, num_classes):
+    def prepare(self, model, input_shape, num_classes, *, device=None):
         return None
 
     def run(self, handle, x, y, eps):
@@ -112,7 +112,7 @@ class _Halfway(MinimumNormAttack):
     library = "test"
     norm = "l2"
 
-    def prepare(self, model, input_shape, num_classes):
+    def prepare(self, model, input_shape, num_classes, *, device=None):
         return model
 
     def run_unbounded(self, handle, x, y):

@@ -195,7 +195,7 @@ def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> Non
     class Broken(FixedEpsilonAttack):
         library = "test"
 
-        def prepare(self, model, input_shape, num_classes):
+        def prepare(self, model, input_shape, num_classes, *, device=None):
             return None
 
         def run(self, handle, x, y, eps):

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core.schema import MATRIX_COLUMNS, SAMPLE_COLUMNS
+from bench.core.columns import SAMPLE_COLUMNS
+from bench.core.schema import MATRIX_COLUMNS
 from bench.core.stats import wilson
 from bench.run.tables import assemble, probe_table
 

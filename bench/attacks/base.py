@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
 
+from bench.core.devices import model_device, on_device
 from bench.core.inference import predict
 
 if TYPE_CHECKING:
@@ -213,8 +214,11 @@ class Attack(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def prepare(self, model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Any:
-        """Wrap the detector for the attack library (called once per sweep)."""
+    def prepare(
+        self, model: nn.Module, input_shape: tuple[int, ...], num_classes: int, *, device: torch.device | None = None
+    ) -> Any:
+        """Wrap the detector for the attack library (called once per sweep); the model is on ``device``
+        already (``None``: the CPU), and the library must run it there."""
 
     @final
     def __call__(
@@ -226,28 +230,36 @@ class Attack(abc.ABC):
         *,
         seed: int,
         surrogate: nn.Module | None = None,
+        device: torch.device | None = None,
     ) -> AttackResult:
         """Attack ``model`` on (x, y) at every epsilon (in this attack's norm); see the module docstring.
 
         ``surrogate``: craft the adversarial images on this model instead (its gradients), and
         judge them on ``model`` - a transfer attack; the harness uses it for the oblivious
         evaluation of input transforms (crafted on the undefended detector).
+        ``device``: where the models run (moved there, as copies, if they are elsewhere; ``None``:
+        where ``model`` is). Images and results stay numpy arrays on the CPU.
         """
         import torch
 
+        device = device if device is not None else model_device(model)
+        model = on_device(model, device)
+        surrogate = on_device(surrogate, device) if surrogate is not None else None
         model.eval()
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
         eps_sorted = np.sort(np.asarray(epsilons, dtype=np.float64))
-        clean_pred = predict(model, x)
+        clean_pred = predict(model, x, device=device)
         with torch.no_grad():
-            num_classes = int(model(torch.from_numpy(x[:1])).shape[1])
+            num_classes = int(model(torch.from_numpy(x[:1]).to(device)).shape[1])
         if surrogate is not None:
             surrogate.eval()
         target = surrogate if surrogate is not None else model
         counter = QueryCounter(target) if self.threat in ("score", "decision") else None
-        handle = self.prepare(counter if counter is not None else target, tuple(x.shape[1:]), num_classes)
-        return self._sweep(_Sweep(model, handle, x, y, eps_sorted, clean_pred, seed, counter))
+        handle = self.prepare(
+            counter if counter is not None else target, tuple(x.shape[1:]), num_classes, device=device
+        )
+        return self._sweep(_Sweep(model, handle, x, y, eps_sorted, clean_pred, seed, counter, device))
 
     @abc.abstractmethod
     def _sweep(self, sweep: _Sweep) -> AttackResult:
@@ -266,6 +278,7 @@ class _Sweep:
     clean_pred: np.ndarray
     seed: int
     counter: Any  # the QueryCounter of score- and decision-based attacks, else None
+    device: torch.device  # where the models run
 
 
 class FixedEpsilonAttack(Attack):
@@ -296,7 +309,7 @@ class FixedEpsilonAttack(Attack):
                 seed_everything(sweep.seed + 7919 * k)
                 adv = self.run(sweep.handle, x[idx], y[idx], float(eps))
                 current[idx] = project_checked(adv, x[idx], float(eps), repr(self), self.norm)
-                pred[idx] = predict(sweep.model, current[idx])
+                pred[idx] = predict(sweep.model, current[idx], device=sweep.device)
             seconds.append(time.perf_counter() - start)
             attacked.append(idx.size)
             queries.append(counter.count / idx.size if counter is not None and idx.size else 0.0)
@@ -347,7 +360,7 @@ class MinimumNormAttack(Attack):
             if not np.all(np.isfinite(adv)):
                 raise AttackBudgetError(f"{self!r} returned non-finite pixels")
             adv = np.clip(adv, 0.0, 1.0)  # libraries clip already; float32 rounding aside
-            pred = predict(sweep.model, adv)
+            pred = predict(sweep.model, adv, device=sweep.device)
             fooled = pred != y[idx]
             size = norms(adv - x[idx], self.norm)
             min_norm[idx] = np.where(fooled, size, np.inf)

@@ -57,6 +57,33 @@ def add_parsers(sub: Any) -> None:
         cmd.add_argument("--cache-dir", default=None, metavar="DIR", help="cache folder (default: RESULTS/.cache)")
         cmd.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
         cmd.set_defaults(default_profile=default, handler=_run)
+    for cmd in (run, zoo):
+        where = cmd.add_argument_group("executor and device (the same numbers on any of them)")
+        where.add_argument(
+            "--workers",
+            type=_count,
+            default=None,
+            metavar="N",
+            help="run on an embedded Dask cluster of N worker processes on this machine, each with cores/N torch "
+            "threads (default: serial, in this process)",
+        )
+        where.add_argument(
+            "--scheduler",
+            default=None,
+            metavar="ADDRESS",
+            help="run on an existing Dask cluster (`dask scheduler` / `dask worker`, dask-jobqueue on SLURM or PBS, "
+            "Kubernetes); the cache folder must be on a file system every worker sees",
+        )
+        where.add_argument(
+            "--scheduler-file", default=None, metavar="FILE", help="as --scheduler, by the scheduler's JSON file"
+        )
+        where.add_argument(
+            "--device",
+            default=None,
+            metavar="DEVICE",
+            help="auto, cpu, cuda or cuda:N: where training, attacks, probes and transfer run (default: the "
+            "matrix's device key, auto: CUDA when torch sees it). The device kind is part of every model key",
+        )
     run.add_argument(
         "--strict",
         action="store_true",
@@ -79,6 +106,17 @@ def add_parsers(sub: Any) -> None:
     )
 
 
+def _count(text: str) -> int:
+    """A positive count (argparse's ``type``: a bad value is one line, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; allowed: 1 to 1024") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: 1 to 1024")
+    return value
+
+
 def _matrix(args: argparse.Namespace) -> Matrix:
     from bench.inputs.matrix import builtin_matrix_path, load_matrix
 
@@ -89,27 +127,44 @@ def _matrix(args: argparse.Namespace) -> Matrix:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench import api
+    from bench.cli.progress import Display
 
     matrix = _matrix(args)
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        if not args.quiet:
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
 
     def terminate(signum: int, frame: object) -> None:  # SIGTERM (CI timeouts, kill) ends like Ctrl-C
         raise KeyboardInterrupt
 
-    def warn(message: str) -> None:  # shown even with --quiet
-        print(message, file=sys.stderr, flush=True)
-
     signal.signal(signal.SIGTERM, terminate)
     if args.command == "costs":
+        start = time.perf_counter()
+
+        def progress(message: str) -> None:
+            if not args.quiet:
+                print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
+
         return _costs(args, matrix, progress)
+    # a live display of the counts on a terminal, the step lines as today in a log
+    with Display(quiet=args.quiet) as display:
+        return _execute(args, matrix, display)
+
+
+def _execute(args: argparse.Namespace, matrix: Matrix, display: Any) -> int:
+    from bench import api
+
     runner, folder = api.prepare(
-        matrix, images=args.images, results_dir=args.results, cache_dir=args.cache_dir, progress=progress, warn=warn
+        matrix,
+        images=args.images,
+        results_dir=args.results,
+        cache_dir=args.cache_dir,
+        progress=display.line,
+        warn=display.warn,
+        device=args.device,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        scheduler_file=args.scheduler_file,
+        update=display.update,
     )
+    progress = display.line
     try:
         if args.command == "zoo":
             return _zoo(runner, folder)

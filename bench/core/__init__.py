@@ -2,5 +2,5 @@
 
 Registries and canonical names (registry), content keys and code fingerprints (fingerprint),
 atomic writes (cache), table schemas (schema), intervals (stats), typed settings (config),
-errors, package versions and running a detector on images (inference).
+errors, package versions, torch devices (devices) and running a detector on images (inference).
 """

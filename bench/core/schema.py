@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.core.columns import CELL_COLUMNS, SAMPLE_COLUMNS, conform_columns
+from bench.core.columns import CELL_COLUMNS, conform_columns
+from bench.core.columns import SAMPLE_COLUMNS as CELL_SAMPLE_COLUMNS
 
 __all__ = [
     "DERIVED",
+    "DEVICE",
     "FLAG_NAMES",
     "INTERVAL_RATES",
     "MATRIX_COLUMNS",
@@ -59,10 +61,21 @@ def _matrix_columns() -> dict[str, str]:
         out[name] = dtype
         if name in INTERVAL_RATES:
             out.update({f"{name}_low": "float64", f"{name}_high": "float64"})
+        if name == "model":
+            out["device"] = "string"
     out["flags"] = "string"
     out.update({f"flag_{name}": "bool" for name in FLAG_NAMES})
     return out
 
+
+# Every table has a ``device`` column: the device kind ("cpu", "cuda") the run trained and attacked
+# on (bench/core/devices.py). It is set when the tables are assembled - a cell's own stored rows
+# lack it; its key holds the kind - and a table written before the column existed reads as "cpu".
+DEVICE = "device"
+
+# samples.parquet: one row per (cell, epsilon, test sample); a cell's own rows (bench/core/columns.py)
+# and the run's device kind.
+SAMPLE_COLUMNS: dict[str, str] = {**CELL_SAMPLE_COLUMNS, DEVICE: "string"}
 
 # matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, gradient, epsilon,
 # quantized, postprocess), plus one `ensemble` row per (task, detector, defense, norm, epsilon,
@@ -86,6 +99,7 @@ MODEL_COLUMNS: dict[str, str] = {
     "train_seconds": "float64",
     "from_cache": "bool",
     "model": "string",
+    "device": "string",
     "error": "string",
 }
 
@@ -111,6 +125,7 @@ PROBE_COLUMNS: dict[str, str] = {
     "loss_not_increasing_share_high": "float64",
     "seconds": "float64",  # probe time (when it was computed; also reported when served from the cache)
     "model": "string",
+    "device": "string",
     "error": "string",  # empty when the probe ran
 }
 
@@ -139,6 +154,7 @@ TRANSFER_COLUMNS: dict[str, str] = {
     "transfer_success_rate_high": "float64",
     "source_cell": "string",  # cache keys
     "target_model": "string",
+    "device": "string",
 }
 
 

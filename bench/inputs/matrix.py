@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.attacks import ATTACKS
 from bench.core.config import DataConfig, TrainingConfig, from_table
+from bench.core.devices import parse_device
 from bench.core.errors import BenchError
 from bench.core.registry import Registry, Spec
 from bench.tasks import TASKS
@@ -24,7 +25,7 @@ from defenses import DEFENSES
 from detectors import DETECTORS
 
 REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
-OPTIONAL = ("profile", "description", "data", "training")
+OPTIONAL = ("profile", "description", "device", "data", "training")
 ATTACK_KEYS = ("attacks", "epsilons_255")
 _PROFILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # matched in full: it names a folder
 MAX_SAMPLES = 100_000  # attacked samples per cell
@@ -47,6 +48,9 @@ class Matrix:
     data: DataConfig
     training: TrainingConfig
     file: str = ""  # the matrix file it was read from ("" when built in code); not part of any key
+    # where the run computes: auto | cpu | cuda | cuda:N (bench/core/devices.py; the CLI's --device
+    # overrides it); only the device kind it resolves to enters the keys
+    device: str = "auto"
 
     @property
     def builtin(self) -> bool:
@@ -59,6 +63,7 @@ class Matrix:
         return {
             "profile": self.profile,
             "description": self.description,
+            "device": self.device,
             "seed": self.seed,
             "n_samples": self.n_samples,
             **{k: [str(s) for s in getattr(self, k)] for k in ("tasks", "detectors", "defenses", "attacks")},
@@ -121,6 +126,7 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise BenchError(f"{where}: description must be a string")
+    device = parse_device(doc.get("device", "auto"), f"{where}: device")
     seed = _integer(doc["seed"], f"{where}: seed", minimum=0, maximum=MAX_SEED)
     n_samples = _integer(doc["n_samples"], f"{where}: n_samples", minimum=1, maximum=MAX_SAMPLES)
     tasks = _specs(doc["tasks"], TASKS, f"{where}: tasks")
@@ -150,6 +156,7 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
         epsilons_255=epsilons,
         data=data,
         training=from_table(TrainingConfig, doc.get("training"), f"{where}: [training]"),
+        device=device,
     )
 
 

@@ -14,7 +14,9 @@ recorded counts (k = round(rate x n)):
 - a cell whose fresh row has an ``error`` fails;
 - the comparison is refused (:class:`CannotCompare`, exit status 2) when the configuration
   differs, when a cell is missing on either side, when ``n`` differs, or when a file is not a
-  baseline.
+  baseline. The ``device`` setting is not compared but noted, like versions: another device is
+  another machine's arithmetic, which the tolerance is for (a baseline written before the
+  setting existed reads as ``auto``, its default).
 
 The runs are deterministic for a fixed seed, so an unchanged tree reproduces the baseline
 exactly; the tolerance is for other machines and library versions.
@@ -36,6 +38,7 @@ __all__ = ["BASELINE_COLUMNS", "KEYS", "CannotCompare", "Comparison", "check", "
 
 KEYS = BASELINE_KEYS
 METRICS = ["clean_accuracy", "robust_accuracy"]
+DEVICE, DEFAULT_DEVICE = "device", "auto"  # the configuration's device setting, noted rather than compared
 MIN_EFFECT = 0.05  # 5 percentage points
 ALPHA = 0.05
 
@@ -86,6 +89,12 @@ def compare(
     meta = meta or {}
     notes = []
     config, run_config = meta.get("configuration"), results.run.get("configuration")
+    if config and run_config:
+        devices = (config.get(DEVICE, DEFAULT_DEVICE), run_config.get(DEVICE, DEFAULT_DEVICE))
+        config = {k: v for k, v in config.items() if k != DEVICE}
+        run_config = {k: v for k, v in run_config.items() if k != DEVICE}
+        if devices[0] != devices[1]:
+            notes.append(f"device setting differs from the baseline's: {devices[0]} -> {devices[1]}")
     if config and run_config and config != run_config:
         diff = sorted(k for k in set(config) | set(run_config) if config.get(k) != run_config.get(k))
         raise CannotCompare(f"{results.folder}: configuration differs from the baseline's in {', '.join(diff)}")

@@ -32,7 +32,15 @@ import pandas as pd
 
 from bench.core.cache import atomic_write, atomic_write_npz, atomic_write_text
 from bench.core.errors import BenchError
-from bench.core.schema import DERIVED, FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, TRANSFER_COLUMNS
+from bench.core.schema import (
+    DERIVED,
+    DEVICE,
+    FLAG_NAMES,
+    MATRIX_COLUMNS,
+    MODEL_COLUMNS,
+    SAMPLE_COLUMNS,
+    TRANSFER_COLUMNS,
+)
 
 # columns that older results folders lack, with the value every row of such a folder had
 _DEFAULTS: dict[str, Any] = {
@@ -279,6 +287,8 @@ def _read_table(
         frame = read(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
+    if DEVICE in columns and DEVICE not in frame.columns:  # written before the column existed: CPU runs
+        frame[DEVICE] = "cpu"
     check_table(frame, columns, path, required)
     return frame
 
@@ -451,6 +461,8 @@ def _reference_table(raw: pd.DataFrame) -> pd.DataFrame:
         else:
             out[column] = pd.Series([float(v) if v else math.nan for v in text], index=raw.index, dtype="float64")
     table = pd.DataFrame(out, index=raw.index)
+    if DEVICE not in raw.columns:  # a reference written before the column existed: a CPU run
+        table[DEVICE] = "cpu"
     flags = table["flags"].fillna("") if "flags" in table else pd.Series("", index=table.index)
     for name in FLAG_NAMES:
         table[f"flag_{name}"] = flags.map(lambda text, name=name: name in text.split(",")).astype(bool)

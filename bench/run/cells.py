@@ -16,12 +16,14 @@ import pandas as pd
 from bench.attacks import create_attack
 from bench.attacks.base import l2_budget, linf_budget, quantize
 from bench.core.columns import CELL_COLUMNS, SAMPLE_COLUMNS, conform_columns
+from bench.core.devices import on_device
 from bench.core.inference import true_class_probability
 from bench.run.postprocess import Variant, variants
 from bench.run.subset import attacked_subset
 from defenses import deployed
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from bench.attacks.base import AttackResult
@@ -150,7 +152,7 @@ def cell_tables(
 
 
 def compute_cell(
-    cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel
+    cell: Cell, matrix: Matrix, dataset: Dataset, trained: TrainedModel, *, device: torch.device | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray] | None]:
     """Run one cell: the attack swept over the matrix's epsilons on the attacked test subset,
     then its images scored as 8-bit images and after JPEG compression (bench/run/postprocess.py).
@@ -158,26 +160,36 @@ def compute_cell(
     Returns the tidy rows, the per-sample rows and, for the cells that keep them, the cell's
     images as 8-bit arrays (see :func:`cell_images`) for the stages that need the images
     themselves (transferability, the gallery).
+
+    ``device``: where the model runs (a copy of the trained model is moved there; ``None``: the
+    CPU, or wherever the trained model is); everything returned is on the CPU.
     """
     indices = attacked_subset(dataset, matrix.n_samples, matrix.seed)
     x = dataset.floats("test")[indices]
     y = dataset.y["test"][indices]
-    model, surrogate = deployed(cell.model.defense, cell.gradient, trained.model, matrix.seed)
+    detector = on_device(trained.model, device)
+    model, surrogate = deployed(cell.model.defense, cell.gradient, detector, matrix.seed)
     spec = cell.runs
     attack = create_attack(spec)
     epsilons = cell_epsilons(matrix, attack.norm, tuple(x.shape[1:]))
-    result = attack(model, x, y, epsilons, seed=matrix.seed, surrogate=surrogate)
-    scored = variants(model, result, repr(attack))
+    result = attack(model, x, y, epsilons, seed=matrix.seed, surrogate=surrogate, device=device)
+    scored = variants(model, result, repr(attack), device=device)
     sources = dataset.source["test"][indices]
     classes = dataset.info["classes"]
     rows, samples = cell_tables(
         cell, spec, result, scored, indices, sources, trained, matrix.seed, classes, matrix.epsilons_255
     )
-    return rows, samples, cell_images(model, result, indices, matrix.epsilons_255) if cell.keeps_images else None
+    images = cell_images(model, result, indices, matrix.epsilons_255, device=device) if cell.keeps_images else None
+    return rows, samples, images
 
 
 def cell_images(
-    model: nn.Module, result: AttackResult, indices: np.ndarray, eps_255: tuple[float, ...]
+    model: nn.Module,
+    result: AttackResult,
+    indices: np.ndarray,
+    eps_255: tuple[float, ...],
+    *,
+    device: torch.device | None = None,
 ) -> dict[str, np.ndarray]:
     """A cell's images as published: the clean patches and the 8-bit adversarial images.
 
@@ -194,6 +206,6 @@ def cell_images(
         "epsilon_255": np.asarray(eps_255, dtype=np.float64),
         "x": np.rint(x * 255.0).astype(np.uint8),  # quantize puts every image on the 8-bit grid
         "adv": np.rint(adv * 255.0).astype(np.uint8),
-        "clean_prob": true_class_probability(model, x, result.y),
-        "adv_prob": np.stack([true_class_probability(model, a, result.y) for a in adv]),
+        "clean_prob": true_class_probability(model, x, result.y, device=device),
+        "adv_prob": np.stack([true_class_probability(model, a, result.y, device=device) for a in adv]),
     }

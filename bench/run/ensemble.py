@@ -80,6 +80,7 @@ def ensemble_rows(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[str
                 "seed": int(group["seed"].iloc[0]),
                 "cell": digest("ensemble", sorted(group["cell"])),
                 "model": str(group["model"].iloc[0]),
+                "device": str(group["device"].iloc[0]),
                 "error": "",
             }
         )

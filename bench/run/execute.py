@@ -1,12 +1,16 @@
-"""Carrying out a plan: the serial executor (one process, one model after another).
+"""Carrying out a plan: the runner and its serial executor (one process, one model after another).
 
 It takes the plan of a matrix (bench/run/plan.py), serves every result the store already holds
 (bench/run/store.py) and computes the rest with the stage functions - datasets, training, cells,
-probes, transfer scores - storing each the moment it is finished. After every cell it hands the
-tables of everything finished so far to a *sink* (the results folder writer of bench/outputs, given
-by the caller), so an interrupted run loses at most the cell in progress and a rerun computes
-nothing already done. A failure is a row with an ``error``, never a stored result. The executor
-writes no file of its own and draws no figure.
+probes, transfer scores - storing each the moment it is finished. Every few seconds
+(``refresh_seconds``) and once at the end it hands the tables of everything finished so far to a
+*sink* (the results folder writer of bench/outputs, given by the caller); the store holds every
+finished cell the moment it is done, so an interrupted run loses at most the cells in progress and
+a rerun computes nothing already done. A failure is a row with an ``error``, never a stored result.
+The executor writes no file of its own and draws no figure.
+
+The Dask executor (bench/run/distributed.py) is a subclass that runs the same stage functions as
+tasks on workers; everything else - serving the store, the tables, the sink - is this class's.
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ import os
 import platform
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from bench.attacks import attack_class
-from bench.core.schema import MATRIX_COLUMNS, TRANSFER_COLUMNS, conform
+from bench.core.schema import DEVICE, MATRIX_COLUMNS, TRANSFER_COLUMNS, conform
 from bench.core.versions import versions
 from bench.inputs.data import build_dataset
 from bench.inputs.photos import ImageSource, builtin_source
@@ -36,11 +41,12 @@ from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.scoring import Scores, score_images
 from bench.run.store import CellOutput, Store
 from bench.run.tables import Tables, assemble, model_row, probe_table
-from bench.run.training import TRAINING_THREADS, TrainedModel, build_detector, train
+from bench.run.training import TRAINING_THREADS, ModelMeta, TrainedModel, build_detector, train
 from bench.run.transfer import example_entry, transfer_rows
 from detectors import create_detector
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from bench.core.config import DataConfig
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
     from bench.inputs.matrix import Matrix
 
 Progress = Callable[[str], None]
+Update = Callable[[Mapping[str, int]], None]  # the run's counts (Runner.stats), after every model and cell
 
 
 class Sink(Protocol):
@@ -129,9 +136,11 @@ def obtain_model(
     store: Store,
     log: Progress = lambda _: None,
     *,
+    device: torch.device,
     wait: bool = True,
 ) -> TrainedModel:
-    """A job's trained model from the store, or trained and stored (one ``log`` line per epoch).
+    """A job's trained model from the store, or trained on ``device`` and stored (one ``log`` line
+    per epoch).
 
     The training holds the model's claim; when another run holds it, wait for that run's model
     (``wait``) or raise :class:`Busy`.
@@ -152,7 +161,9 @@ def obtain_model(
             loss, val = record["loss"], record["val_accuracy"]
             log(f"epoch {record['epoch']}/{epochs}: loss {loss:.4f}, val accuracy {val:.3f}")
 
-        model, meta = train(job.detector, dataset, job.trained_as, matrix.training, matrix.seed, on_epoch)
+        model, meta = train(
+            job.detector, dataset, job.trained_as, matrix.training, matrix.seed, on_epoch, device=device
+        )
         store.put_model(job.key, model, meta)
     finally:
         claim.release()
@@ -210,12 +221,20 @@ class Runner:
         matrix: the validated matrix.
         store: the cache the results are served from and stored into.
         source: the pristine photographs (default: the built-in ones).
-        sink: receives the tables after every cell and the outputs at the end (None: nothing
-            is written but the cache).
+        sink: receives the tables every ``refresh_seconds`` and at the end (None: nothing is
+            written but the cache).
         progress: receives one line per step (model, cell, probe, stage).
         warn: receives the lines a user must see even when progress is hidden (a stage that
             failed); default: ``progress``.
+        device: the device every stage runs on, canonical ("cpu", "cuda", "cuda:1"; resolved
+            and checked by the caller, bench/core/devices.py); its kind is in the keys and tables.
+        update: receives the run's counts after every model and cell (a live display).
+        refresh_seconds: the tables go to the sink at most this often while cells finish (and
+            always at the end): writing them is linear in the cells finished, so writing them
+            after every cell would make a run quadratic in its size.
     """
+
+    executor = "serial"
 
     def __init__(
         self,
@@ -226,8 +245,22 @@ class Runner:
         sink: Sink | None = None,
         progress: Progress | None = None,
         warn: Progress | None = None,
+        device: str = "cpu",
+        update: Update | None = None,
+        refresh_seconds: float = 5.0,
     ) -> None:
+        from bench.core.devices import device_kind
+
         self.matrix = matrix
+        self.device = device
+        self.device_kind = device_kind(device)
+        self.update = update or (lambda _: None)
+        self.refresh_seconds = refresh_seconds
+        self.refreshes = 0  # tables handed to the sink (tests check it stays small)
+        self._refreshed = float("-inf")
+        self._refresh_cost = 0.0
+        self._gather: dict[str, tuple[int, pd.DataFrame | None]] = {}  # interim refreshes: frames so far
+        self._position: dict[str, int] | None = None  # a cell's place in the plan
         self.warn = warn or progress or (lambda _: None)
         self.store = store
         self.source = source if source is not None else builtin_source()
@@ -240,6 +273,7 @@ class Runner:
         self.probes: pd.DataFrame | None = None
         self.transfer: pd.DataFrame | None = None
         self.stats: dict[str, int] = {
+            "models": 0,
             "cells": 0,
             "cells_computed": 0,
             "cells_cached": 0,
@@ -265,9 +299,10 @@ class Runner:
 
         torch.use_deterministic_algorithms(True, warn_only=True)
         self._start = time.perf_counter()
-        plan = make_plan(self.matrix, self.source)
+        plan = self.plan()
         self._attacks_run = attacks_run(plan)
-        self.stats["cells"] = len(plan.cells)
+        self._refreshed = self._start  # the first refresh is due refresh_seconds into the run
+        self.stats["cells"], self.stats["models"] = len(plan.cells), len(plan.models)
         self.progress(f"{len(plan.cells)} cells")
         try:
             self._models_and_cells(plan)
@@ -286,15 +321,26 @@ class Runner:
 
         torch.use_deterministic_algorithms(True, warn_only=True)
         self._start = time.perf_counter()
-        plan = make_plan(self.matrix, self.source)
+        plan = self.plan()
+        self.stats["models"] = len(plan.models)
         self._models_and_cells(plan, with_cells=False)
         return self.tables().models
+
+    def plan(self) -> Plan:
+        """The plan this runner carries out (the matrix on its images, for its device kind)."""
+        return make_plan(self.matrix, self.source, self.device_kind)
+
+    @property
+    def torch_device(self) -> torch.device:
+        import torch
+
+        return torch.device(self.device)
 
     def _models_and_cells(self, plan: Plan, *, with_cells: bool = True) -> None:
         """Every model and its cells. A model another run (on the same cache) is training is left
         for the end of the run, a cell another run is computing for the end of its model's cells,
         and then waited for: two runs share the work instead of doing it twice."""
-        self._plan, self._loaded = plan, None
+        self._plan, self._loaded, self._position, self._gather = plan, None, None, {}
         later = [job for job in plan.models if not self._model_and_cells(job, plan, with_cells, wait=False)]
         for job in later:
             self._model_and_cells(job, plan, with_cells, wait=True)
@@ -321,7 +367,8 @@ class Runner:
                 return False
         else:  # the model and every cell of it are stored: its metadata describes it
             self.stats["models_cached"] += 1
-            self.models[job.label] = model_row(job, meta, True, "")
+            self.models[job.label] = model_row(job, meta, True, "", device=self.device_kind)
+            self.update(self.stats)
         if str(job.task) not in self.datasets:  # verified with its patches: rebuilt if damaged
             info = self.store.dataset_info(job.dataset_key)
             self.datasets[str(job.task)] = info if info is not None else self._task_dataset(job).info
@@ -346,23 +393,34 @@ class Runner:
         self.progress(f"model {job.label}: {'cached' if cached else 'training'}")
         try:
             trained = obtain_model(
-                job, dataset, self.matrix, self.store, log=lambda m: self.progress(f"  {job.label}: {m}"), wait=wait
+                job,
+                dataset,
+                self.matrix,
+                self.store,
+                log=lambda m: self.progress(f"  {job.label}: {m}"),
+                device=self.torch_device,
+                wait=wait,
             )
         except (Busy, OSError):  # another run trains it; the file system failed (a full disk): the run stops
             raise
         except Exception as err:  # noqa: BLE001 - a failed model fails its cells, not the run
             self.stats["models_failed"] += 1
-            self.models[job.label] = model_row(job, None, False, describe(err))
+            self.models[job.label] = model_row(job, None, False, describe(err), device=self.device_kind)
+            self.update(self.stats)
             self.progress(f"model {job.label}: FAILED {describe(err)}")
             return None
-        meta = trained.meta
-        self.stats["models_cached" if trained.from_cache else "models_trained"] += 1
-        self.models[job.label] = model_row(job, meta, trained.from_cache, "")
+        self.model_done(job, trained.meta, trained.from_cache)
+        return trained
+
+    def model_done(self, job: ModelJob, meta: ModelMeta, from_cache: bool) -> None:
+        """Record a model that is trained (or was found in the store) and say so."""
+        self.stats["models_cached" if from_cache else "models_trained"] += 1
+        self.models[job.label] = model_row(job, meta, from_cache, "", device=self.device_kind)
+        self.update(self.stats)
         self.progress(
             f"model {job.label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
             f"trained in {meta.seconds:.0f}s"
         )
-        return trained
 
     def _counter(self) -> str:
         return f"[{len(self.rows)}/{self.stats['cells']}]"
@@ -389,8 +447,14 @@ class Runner:
         finally:
             if claim is not None:
                 claim.release()
-        self._write_tables()
+        self.cell_done()
         return True
+
+    def cell_done(self) -> None:
+        """After every cell: the counts to the display, the tables to the sink when due."""
+        self.update(self.stats)
+        if time.perf_counter() - self._refreshed >= max(self.refresh_seconds, 10 * self._refresh_cost):
+            self._write_tables(interim=True)
 
     def _serve_or_compute(
         self, cell: Cell, stored: CellOutput | None, dataset: Dataset | None, trained: TrainedModel | None
@@ -407,22 +471,32 @@ class Runner:
             return
         start = time.perf_counter()
         try:
-            rows, samples, images = compute_cell(cell, self.matrix, dataset, trained)
+            rows, samples, images = compute_cell(cell, self.matrix, dataset, trained, device=self.torch_device)
         except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not a failed run
-            self.rows[cell.key] = error_rows(cell, self.matrix, describe(err))
-            self.stats["cells_failed"] += 1
-            self.progress(f"{self._counter()} {cell.label}: FAILED {describe(err)}")
+            self.cell_failed(cell, describe(err))
             return
         self.store.put_cell(cell, CellOutput(rows, samples, images))
+        self.cell_computed(cell, rows, samples, time.perf_counter() - start)
+
+    def cell_failed(self, cell: Cell, message: str) -> None:
+        """Record a cell that raised: error rows, never stored."""
+        self.rows[cell.key] = error_rows(cell, self.matrix, message)
+        self.stats["cells_failed"] += 1
+        self.progress(f"{self._counter()} {cell.label}: FAILED {message}")
+
+    def cell_computed(self, cell: Cell, rows: pd.DataFrame, samples: pd.DataFrame, seconds: float) -> None:
+        """Record a cell computed in this run (already stored) and say what it found."""
         self.rows[cell.key], self.samples[cell.key] = rows, samples
         self.stats["cells_computed"] += 1
-        floats = rows[(rows["quantized"] == "float") & (rows["postprocess"] == "none")]
-        jpeg75 = rows[rows["postprocess"] == "jpeg75"]
-        summary = ", ".join(f"e={e:g}: {r:.3f}" for e, r in zip(floats.epsilon_255, floats.robust_accuracy))
+        # numpy, not DataFrame filters: this runs once per cell, thousands of times in a large run
+        post, eps = rows["postprocess"].to_numpy(), rows["epsilon_255"].to_numpy()
+        robust, clean = rows["robust_accuracy"].to_numpy(), rows["clean_accuracy"].to_numpy()
+        floats = np.flatnonzero((rows["quantized"].to_numpy() == "float") & (post == "none"))
+        jpeg75 = np.flatnonzero(post == "jpeg75")[-1]
+        summary = ", ".join(f"e={eps[i]:g}: {robust[i]:.3f}" for i in floats)
         self.progress(
-            f"{self._counter()} {cell.label}: clean {floats.clean_accuracy.iloc[0]:.3f}, robust {summary}; "
-            f"8-bit + JPEG 75 at e={jpeg75.epsilon_255.iloc[-1]:g}: {jpeg75.robust_accuracy.iloc[-1]:.3f} "
-            f"({time.perf_counter() - start:.1f}s)"
+            f"{self._counter()} {cell.label}: clean {clean[floats[0]]:.3f}, robust {summary}; "
+            f"8-bit + JPEG 75 at e={eps[jpeg75]:g}: {robust[jpeg75]:.3f} ({seconds:.1f}s)"
         )
 
     # -- post-cell stages ----------------------------------------------------------------------
@@ -445,6 +519,7 @@ class Runner:
                 "defense": str(job.defense),
                 "gradient": item.gradient,
                 "model": job.key,
+                "device": self.device_kind,
                 "error": "",
             }
             numbers = self.store.probe(item.key)
@@ -477,10 +552,19 @@ class Runner:
             dataset = obtain_dataset(
                 model.task, self.source, self.matrix.data, self.matrix.seed, self.store, model.dataset_key
             )
-            loaded[model.key] = (dataset, obtain_model(model, dataset, self.matrix, self.store))
+            trained = obtain_model(model, dataset, self.matrix, self.store, device=self.torch_device)
+            loaded[model.key] = (dataset, trained)
         dataset, trained = loaded[model.key]
         matrix = self.matrix
-        return probe(model.defense, job.gradient, dataset, trained.model, n_samples=matrix.n_samples, seed=matrix.seed)
+        return probe(
+            model.defense,
+            job.gradient,
+            dataset,
+            trained.model,
+            n_samples=matrix.n_samples,
+            seed=matrix.seed,
+            device=self.torch_device,
+        )
 
     def _transfer(self, plan: Plan) -> None:
         """Score every kept-images cell on every model of its task (bench/run/transfer.py); an
@@ -528,7 +612,9 @@ class Runner:
                     with self.store.claim("pair", key):
                         scores = self.store.pair(key)  # scored by another run while this one waited
                         if scores is None:
-                            scores = score_images(model, images["x"], images["adv"], images["label"])
+                            scores = score_images(
+                                model, images["x"], images["adv"], images["label"], device=self.torch_device
+                            )
                             self.store.put_pair(key, scores)
                             computed += 1
                         else:
@@ -542,7 +628,8 @@ class Runner:
                 rows += transfer_rows(source, target, images, own, scores)
             if own is not None:
                 examples.append(example_entry(source, classes, images, own))
-        self.transfer = conform(pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS)), TRANSFER_COLUMNS)
+        frame = pd.DataFrame(rows, columns=[c for c in TRANSFER_COLUMNS if c != DEVICE]).assign(device=self.device_kind)
+        self.transfer = conform(frame, TRANSFER_COLUMNS)
         if self.sink is not None:
             self.sink.write_transfer(self.transfer, examples)
         self.stats.update({"transfer_pairs_computed": computed, "transfer_pairs_cached": cached})
@@ -559,24 +646,70 @@ class Runner:
         )
 
     # -- outputs -------------------------------------------------------------------------------
-    def tables(self) -> Tables:
-        """The tables of everything finished so far."""
+    def tables(self, *, interim: bool = False) -> Tables:
+        """The tables of everything finished so far, in the plan's order whatever order the cells
+        finished in. ``interim``: a refresh while cells still run - the rows gathered by earlier
+        refreshes are reused (one concatenation per refresh, not one per cell: pandas' concat of
+        thousands of small frames costs seconds) and the same rows come out in the same order."""
         plan = self._plan
-        cells = [c.key for c in plan.cells] if plan is not None else list(self.rows)
         models = [j.label for j in plan.models] if plan is not None else list(self.models)
-        return assemble(  # in the plan's order, whatever order the cells finished in
-            [self.rows[k] for k in cells if k in self.rows],
-            [self.samples[k] for k in cells if k in self.samples],
+        if interim and plan is not None:
+            rows, samples = self._gathered(plan)
+        else:
+            cells = [c.key for c in plan.cells] if plan is not None else list(self.rows)
+            rows = [self.rows[k] for k in cells if k in self.rows]
+            samples = [self.samples[k] for k in cells if k in self.samples]
+        return assemble(
+            rows,
+            samples,
             [self.models[m] for m in models if m in self.models],
             self.probes,
             self.datasets,
+            device=self.device_kind,
         )
 
-    def _write_tables(self) -> Tables:
-        tables = self.tables()
+    def _gathered(self, plan: Plan) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+        """Every finished cell's rows and samples, each as one frame in plan order: the frames
+        gathered at the last refresh plus the cells recorded since (every cell is recorded once)."""
+        position = self._positions(plan)
+        out: list[list[pd.DataFrame]] = []
+        for name, frames in (("rows", self.rows), ("samples", self.samples)):
+            done, gathered = self._gather.get(name, (0, None))
+            new = list(frames.values())[done:]
+            parts = ([gathered] if gathered is not None else []) + new
+            if not parts:
+                out.append([])
+                continue
+            frame = pd.concat(parts) if new else parts[0]
+            order = np.argsort(frame["cell"].map(position).to_numpy(), kind="stable")
+            frame = frame.iloc[order]
+            self._gather[name] = (len(frames), frame)
+            out.append([frame])
+        return out[0], out[1]
+
+    def _positions(self, plan: Plan) -> dict[str, int]:
+        if self._position is None:
+            self._position = {c.key: i for i, c in enumerate(plan.cells)}
+        return self._position
+
+    def _write_tables(self, *, interim: bool = False) -> Tables:
+        """The tables of everything finished so far, to the sink. Their cost grows with the cells
+        finished, so a refresh while cells run (``interim``) is due ``refresh_seconds`` after the
+        last one or ten times the last one's cost, whichever is longer: refreshing takes at most
+        a tenth of a run, and a run stays linear in its cells."""
+        start = time.perf_counter()
+        tables = self.tables(interim=interim)
         if self.sink is not None:
             self.sink.write_tables(tables.table, tables.samples, tables.models, tables.probes)
+        self.refreshes += 1
+        self._refreshed = time.perf_counter()
+        self._refresh_cost = self._refreshed - start
+        self.timings["tables"] = self.timings.get("tables", 0.0) + self._refresh_cost
         return tables
+
+    def describe_executor(self) -> dict[str, Any]:
+        """How the run was carried out (run.json ``executor``; no number depends on it)."""
+        return {"kind": self.executor, "workers": 1}
 
     def run_info(self, tables: Tables) -> dict[str, Any]:
         """The description of the run written beside its tables (run.json)."""
@@ -599,12 +732,17 @@ class Runner:
             # the file's name only: a local path would leak into committed references
             "matrix": {"file": Path(self.matrix.file).name, "builtin": self.matrix.builtin},
             "attacks_run": self._attacks_run,
+            "device": {"requested": self.matrix_device(), "used": self.device, "kind": self.device_kind},
+            "executor": self.describe_executor(),
             "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
             "datasets": {str(t): self.datasets[str(t)] for t in self.matrix.tasks if str(t) in self.datasets},
             "stats": self.stats,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "flags": flag_counts(tables.table),  # rows raising each trust flag (docs/flags.md)
         }
+
+    def matrix_device(self) -> str:
+        return str(getattr(self.matrix, "device", "auto"))
 
     def _finish(self) -> RunResult:
         self.timings["total_seconds"] = time.perf_counter() - self._start

@@ -66,9 +66,9 @@ def non_monotone(table: pd.DataFrame) -> pd.Series:
     rows = table[_valid(table)].sort_values([*CURVE, "epsilon_255"])
     if rows.empty:
         return out
-    previous_high = rows.groupby(CURVE, sort=False, observed=True)["robust_accuracy_high"].transform(
-        lambda s: s.cummin().shift(1)
-    )
+    # vectorised (no Python call per curve: the tables are refreshed while thousands of cells run)
+    running = rows.groupby(CURVE, sort=False, observed=True)["robust_accuracy_high"].cummin()
+    previous_high = running.groupby([rows[c] for c in CURVE], sort=False, observed=True).shift(1)
     out.loc[rows.index] = (rows["robust_accuracy_low"] > previous_high).fillna(False).astype(bool)
     return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bench.attacks import ATTACKS, attack_class
@@ -106,9 +107,18 @@ class Plan:
     models: tuple[ModelJob, ...]
     cells: tuple[Cell, ...]
     probes: tuple[ProbeJob, ...]
+    device: str = "cpu"  # the device kind the models are trained and attacked on (part of their keys)
+
+    @cached_property
+    def _cells_by_model(self) -> dict[ModelJob, tuple[Cell, ...]]:
+        by: dict[ModelJob, list[Cell]] = {job: [] for job in self.models}
+        for cell in self.cells:
+            by[cell.model].append(cell)
+        return {job: tuple(cells) for job, cells in by.items()}
 
     def cells_of(self, job: ModelJob) -> tuple[Cell, ...]:
-        return tuple(c for c in self.cells if c.model == job)
+        """A model's cells, in plan order (an index: linear in the plan's size, not quadratic)."""
+        return self._cells_by_model.get(job, ())
 
     @property
     def transfer_sources(self) -> tuple[Cell, ...]:
@@ -146,8 +156,16 @@ def dataset_key(task: Spec, source: ImageSource, config: DataConfig, seed: int) 
     )
 
 
-def model_key(dataset: str, detector: Spec, defense: Spec, config: TrainingConfig, seed: int) -> str:
-    """Content hash of everything that determines a trained model."""
+def model_key(
+    dataset: str, detector: Spec, defense: Spec, config: TrainingConfig, seed: int, device: str = "cpu"
+) -> str:
+    """Content hash of everything that determines a trained model.
+
+    ``device``: the device kind it is trained on. A model trained on a GPU is not the CPU model
+    (other kernels, other rounding), so a non-CPU kind enters the key; the CPU adds nothing, so
+    the keys of CPU runs are those of the runs before devices existed.
+    """
+    on_device = [] if device == "cpu" else [device]
     return digest(
         "model",
         dataset,
@@ -158,6 +176,7 @@ def model_key(dataset: str, detector: Spec, defense: Spec, config: TrainingConfi
         dataclasses.asdict(config),
         seed,
         fingerprint(STAGES["model"]),
+        *on_device,
     )
 
 
@@ -209,8 +228,8 @@ def images_attack(matrix: Matrix) -> Spec | None:
     return next((a for a in candidates if "pgd" in a.name), candidates[0] if candidates else None)
 
 
-def plan_models(matrix: Matrix, source: ImageSource) -> tuple[ModelJob, ...]:
-    """Every trained model the matrix needs, with its keys."""
+def plan_models(matrix: Matrix, source: ImageSource, device: str = "cpu") -> tuple[ModelJob, ...]:
+    """Every trained model the matrix needs, with its keys (``device``: the device kind)."""
     none = DEFENSES.resolve("none")
     jobs = []
     for task in matrix.tasks:
@@ -218,14 +237,16 @@ def plan_models(matrix: Matrix, source: ImageSource) -> tuple[ModelJob, ...]:
         for detector in matrix.detectors:
             for defense in matrix.defenses:
                 trained_as = none if is_input_transform(defense) else defense
-                key = model_key(dkey, detector, trained_as, matrix.training, matrix.seed)
+                key = model_key(dkey, detector, trained_as, matrix.training, matrix.seed, device)
                 jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as))
     return tuple(jobs)
 
 
-def make_plan(matrix: Matrix, source: ImageSource) -> Plan:
-    """The plan of a matrix on an image source: nothing is computed but keys."""
-    models = plan_models(matrix, source)
+def make_plan(matrix: Matrix, source: ImageSource, device: str = "cpu") -> Plan:
+    """The plan of a matrix on an image source for a device kind ("cpu", "cuda"): nothing is
+    computed but keys. Cells, probes and transfer pairs hang off the model keys, so the device
+    kind reaches every key through them."""
+    models = plan_models(matrix, source, device)
     keep = images_attack(matrix)
     cells = tuple(
         Cell(
@@ -245,4 +266,4 @@ def make_plan(matrix: Matrix, source: ImageSource) -> Plan:
         for job in models
         for gradient in attack_gradients(job.defense)
     )
-    return Plan(matrix, source, models, cells, probes)
+    return Plan(matrix, source, models, cells, probes, device)

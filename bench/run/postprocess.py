@@ -26,6 +26,7 @@ from bench.attacks.base import AttackBudgetError, AttackResult, norms, quantize,
 from bench.core.inference import predict
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 JPEG_QUALITIES = (95, 85, 75)
@@ -76,6 +77,8 @@ def _score_stack(
     base: np.ndarray,
     base_pred: np.ndarray,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """Predictions on (E, N, ...) images that mostly repeat ``base`` or the previous epsilon's image.
 
@@ -90,14 +93,15 @@ def _score_stack(
         pred = np.where(_changed(stack[k], base), previous_pred, base_pred)
         if new.any():
             images = stack[k][new]
-            pred[new] = predict(model, transform(images) if transform is not None else images)
+            pred[new] = predict(model, transform(images) if transform is not None else images, device=device)
         preds[k] = pred
         previous_images, previous_pred = stack[k], pred
     return preds
 
 
-def variants(model: nn.Module, result: AttackResult, who: str) -> list[Variant]:
-    """Score a finished attack's images as floats, as 8-bit images and after JPEG compression."""
+def variants(model: nn.Module, result: AttackResult, who: str, *, device: torch.device | None = None) -> list[Variant]:
+    """Score a finished attack's images as floats, as 8-bit images and after JPEG compression
+    (on ``device``, where the model is; ``None``: wherever it is)."""
     x, eps = result.x, result.epsilons
     out = [Variant("float", "none", result.clean_pred, result.adv_pred, result.linf, result.l2)]
     quantized = np.stack([quantize(result.x_adv[k], x, float(e), result.norm) for k, e in enumerate(eps)])
@@ -108,10 +112,19 @@ def variants(model: nn.Module, result: AttackResult, who: str) -> list[Variant]:
     delta = (quantized - x[None]).reshape(len(eps), len(x), -1).astype(np.float64)
     linf, l2 = np.abs(delta).max(axis=2), np.sqrt((delta * delta).sum(axis=2))
     out.append(
-        Variant("uint8", "none", result.clean_pred, _score_stack(model, quantized, x, result.clean_pred), linf, l2)
+        Variant(
+            "uint8",
+            "none",
+            result.clean_pred,
+            _score_stack(model, quantized, x, result.clean_pred, device=device),
+            linf,
+            l2,
+        )
     )
     for quality in JPEG_QUALITIES:
-        clean_pred = predict(model, jpeg(x, quality))
-        adv_pred = _score_stack(model, quantized, x, clean_pred, functools.partial(jpeg, quality=quality))
+        clean_pred = predict(model, jpeg(x, quality), device=device)
+        adv_pred = _score_stack(
+            model, quantized, x, clean_pred, functools.partial(jpeg, quality=quality), device=device
+        )
         out.append(Variant("uint8", f"jpeg{quality}", clean_pred, adv_pred, linf, l2))
     return out

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.core.devices import model_device, on_device
 from bench.core.inference import predict
 from bench.run.subset import attacked_subset
 from defenses import deployed
@@ -65,13 +66,15 @@ def margin_pgd(
     step: float = STEP,
     eps: float = UNBOUNDED_EPS,
     surrogate: nn.Module | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, np.ndarray]:
     """Linf PGD on the margin from the clean images, judged on ``model``, per sample.
 
     Steps of ``step`` (sign of the gradient) projected on the ``eps`` ball and [0, 1]; a sample
     stops once fooled, and the run stops when no sample moves any more (a deterministic model
     would only repeat itself). ``surrogate``: take the gradients (and the margin) from this
-    model and judge on ``model`` (the oblivious evaluation of an input transform).
+    model and judge on ``model`` (the oblivious evaluation of an input transform). ``device``:
+    where the models are (``None``: wherever ``model`` is); the arrays come back on the CPU.
 
     Returns boolean arrays: ``zero_gradient`` (all-zero or non-finite margin gradient at the
     clean image), ``fooled`` (misclassified at some iterate) and ``rose`` (margin rose above its
@@ -79,18 +82,19 @@ def margin_pgd(
     """
     import torch
 
+    device = device if device is not None else model_device(model)
     attacker = surrogate if surrogate is not None else model
     out: dict[str, list[np.ndarray]] = {"zero_gradient": [], "fooled": [], "rose": []}
     for i in range(0, len(x), BATCH):
-        x0 = torch.from_numpy(np.ascontiguousarray(x[i : i + BATCH], dtype=np.float32))
-        yb = torch.from_numpy(y[i : i + BATCH])
+        x0 = torch.from_numpy(np.ascontiguousarray(x[i : i + BATCH], dtype=np.float32)).to(device)
+        yb = torch.from_numpy(y[i : i + BATCH]).to(device)
         adv = x0.clone()
-        fooled = torch.zeros(len(x0), dtype=torch.bool)
-        zero = torch.zeros(len(x0), dtype=torch.bool)
-        start = torch.zeros(len(x0))
-        best = torch.full((len(x0),), float("-inf"))
-        active = torch.arange(len(x0))
-        grad = torch.zeros(0)
+        fooled = torch.zeros(len(x0), dtype=torch.bool, device=device)
+        zero = torch.zeros(len(x0), dtype=torch.bool, device=device)
+        start = torch.zeros(len(x0), device=device)
+        best = torch.full((len(x0),), float("-inf"), device=device)
+        active = torch.arange(len(x0), device=device)
+        grad = torch.zeros(0, device=device)
         for k in range(steps + 1):
             xa = adv[active].clone().requires_grad_(k == 0)
             with torch.set_grad_enabled(k == 0):  # at the clean image: value and gradient in one pass
@@ -123,20 +127,28 @@ def margin_pgd(
             if torch.equal(moved, adv[active]):
                 break  # nothing moves: every further step would be the same
             adv[active] = moved
-        out["zero_gradient"].append(zero.numpy())
-        out["fooled"].append(fooled.numpy())
-        out["rose"].append((best > start).numpy())
+        out["zero_gradient"].append(zero.cpu().numpy())
+        out["fooled"].append(fooled.cpu().numpy())
+        out["rose"].append((best > start).cpu().numpy())
     return {k: np.concatenate(v) if v else np.zeros(0, dtype=bool) for k, v in out.items()}
 
 
 def probe_model(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, surrogate: nn.Module | None = None
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    surrogate: nn.Module | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """All three probes of one detector on (x, y); a dict of the numbers of the probes table
     (``PROBE_COLUMNS`` in bench/core/schema.py; the shares' intervals are derived from them when
-    the tables are assembled, bench/run/tables.py)."""
+    the tables are assembled, bench/run/tables.py). The models must be on ``device`` (``None``:
+    wherever ``model`` is)."""
     import torch
 
+    device = device if device is not None else model_device(model)
     start = time.perf_counter()
     model.eval()
     if surrogate is not None:
@@ -145,8 +157,8 @@ def probe_model(
     y = np.asarray(y, dtype=np.int64)
     with torch.random.fork_rng():  # leave the caller's global RNG (and the cells' seeding) alone
         torch.manual_seed(seed)
-        correct = predict(model, x) == y
-        run = margin_pgd(model, x[correct], y[correct], surrogate=surrogate)
+        correct = predict(model, x, device=device) == y
+        run = margin_pgd(model, x[correct], y[correct], surrogate=surrogate, device=device)
     zero, fooled, rose = run["zero_gradient"], run["fooled"], run["rose"]
     robust = np.zeros(len(y), dtype=bool)
     robust[np.flatnonzero(correct)] = ~fooled
@@ -167,13 +179,20 @@ def probe_model(
 
 
 def probe(
-    defense: Spec, gradient: str, dataset: Dataset, model: nn.Module, *, n_samples: int, seed: int
+    defense: Spec,
+    gradient: str,
+    dataset: Dataset,
+    model: nn.Module,
+    *,
+    n_samples: int,
+    seed: int,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """The probes of a trained model under ``defense`` with the attacker's ``gradient``, on the
     test patches the model's cells attack (the deployed model, and the surrogate an oblivious
-    attacker crafts on, as in bench/run/cells.py)."""
+    attacker crafts on, as in bench/run/cells.py). ``device``: where the model runs (a copy is
+    moved there; ``None``: the CPU, or wherever the model is)."""
     indices = attacked_subset(dataset, n_samples, seed)
-    judged, surrogate = deployed(defense, gradient, model, seed)
-    return probe_model(
-        judged, dataset.floats("test")[indices], dataset.y["test"][indices], seed=seed, surrogate=surrogate
-    )
+    judged, surrogate = deployed(defense, gradient, on_device(model, device), seed)
+    x, y = dataset.floats("test")[indices], dataset.y["test"][indices]
+    return probe_model(judged, x, y, seed=seed, surrogate=surrogate, device=device)

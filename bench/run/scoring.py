@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.core.devices import on_device
 from bench.core.inference import probabilities
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
@@ -23,13 +25,17 @@ class Scores:
     adv_prob: np.ndarray  # (E, N)
 
 
-def score_images(model: nn.Module, x: np.ndarray, adv: np.ndarray, label: np.ndarray) -> Scores:
+def score_images(
+    model: nn.Module, x: np.ndarray, adv: np.ndarray, label: np.ndarray, *, device: torch.device | None = None
+) -> Scores:
     """Predictions and true-class probabilities of a model on uint8 clean (N) and adversarial
     (E x N) images. An adversarial image equal to its clean image, or to the previous epsilon's
-    (a sweep keeps the example of a smaller ball), is not scored again."""
+    (a sweep keeps the example of a smaller ball), is not scored again. ``device``: where the
+    model runs (a copy is moved there; ``None``: the CPU, or wherever the model is)."""
+    model = on_device(model, device)
 
     def forward(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = probabilities(model, images)
+        p = probabilities(model, images, device=device)
         return np.asarray(p.argmax(axis=1), dtype=np.int64), p
 
     def flat(a: np.ndarray) -> np.ndarray:

@@ -36,13 +36,16 @@ class Tables:
     probes: pd.DataFrame | None  # per model and gradient (None before the probe stage ran)
 
 
-def model_row(job: ModelJob, meta: ModelMeta | None, from_cache: bool, error: str) -> dict[str, Any]:
-    """One row of the models table (NaN numbers when the model failed)."""
+def model_row(
+    job: ModelJob, meta: ModelMeta | None, from_cache: bool, error: str, *, device: str = "cpu"
+) -> dict[str, Any]:
+    """One row of the models table (NaN numbers when the model failed; ``device``: the kind)."""
     row: dict[str, Any] = {
         "task": str(job.task),
         "detector": str(job.detector),
         "defense": str(job.defense),
         "model": job.key,
+        "device": device,
         "from_cache": from_cache,
         "error": error,
     }
@@ -112,16 +115,20 @@ def assemble(
     models: list[dict[str, Any]],
     probes: pd.DataFrame | None,
     datasets: dict[str, dict[str, Any] | None],
+    *,
+    device: str = "cpu",
 ) -> Tables:
-    """The tables of the cells finished so far (``datasets``: each task's dataset description)."""
+    """The tables of the cells finished so far (``datasets``: each task's dataset description;
+    ``device``: the device kind of the run, a column of every table)."""
     table = pd.concat(rows) if rows else pd.DataFrame(columns=list(MATRIX_COLUMNS))
     per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    table, per_sample = table.assign(device=device), per_sample.assign(device=device)
     table, per_sample = conform(table, MATRIX_COLUMNS), conform(per_sample, SAMPLE_COLUMNS)
     positive = {task: positive_class(info["classes"]) if info else None for task, info in datasets.items()}
     table = rate_intervals(table, per_sample, positive)
     ensemble = ensemble_rows(table, per_sample, positive)
     if not ensemble.empty:
-        table = conform(pd.concat([table, ensemble]), MATRIX_COLUMNS)
+        table = conform(pd.concat([table, ensemble.assign(device=device)]), MATRIX_COLUMNS)
     table = conform(add_flags(success_rate_intervals(table), probes), MATRIX_COLUMNS)
     frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
     splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}

@@ -20,6 +20,7 @@ from defenses import create_defense
 from detectors import apply_constraints, create_detector
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from bench.core.config import TrainingConfig
@@ -80,9 +81,9 @@ def build_detector(spec: Spec, dataset: Dataset) -> nn.Module:
     return model
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, *, device: torch.device | None = None) -> float:
     """Share of correct predictions."""
-    return float((predict(model, x) == y).mean())
+    return float((predict(model, x, device=device) == y).mean())
 
 
 def train(
@@ -92,6 +93,8 @@ def train(
     config: TrainingConfig,
     seed: int,
     on_epoch: Callable[[dict[str, Any]], None] = lambda _: None,
+    *,
+    device: torch.device | None = None,
 ) -> tuple[nn.Module, ModelMeta]:
     """Train with Adam and a one-cycle schedule; keep the epoch with the best validation accuracy.
 
@@ -99,9 +102,13 @@ def train(
     augmentation draw from torch generators seeded here, and the training runs with
     TRAINING_THREADS intra-op threads. Augmentation (random rot90 and horizontal flip of the
     whole batch) preserves the traces of the isotropic manipulations studied here.
+
+    ``device``: where the model and each batch go (``None``: the CPU); the initial weights, batch
+    order and augmentation are drawn on the CPU whatever the device, and the model is returned
+    on the CPU.
     """
     with training_threads():
-        return _train(detector, dataset, defense_spec, config, seed, on_epoch)
+        return _train(detector, dataset, defense_spec, config, seed, on_epoch, device)
 
 
 def _train(
@@ -111,11 +118,13 @@ def _train(
     config: TrainingConfig,
     seed: int,
     on_epoch: Callable[[dict[str, Any]], None],
+    device: torch.device | None,
 ) -> tuple[nn.Module, ModelMeta]:
     import torch
 
+    device = device if device is not None else torch.device("cpu")
     torch.manual_seed(seed)  # the detector's initial weights
-    model = build_detector(detector, dataset)
+    model = build_detector(detector, dataset).to(device)
     generator = torch.Generator().manual_seed(seed)
     defense = create_defense(defense_spec)
     x_train = torch.from_numpy(dataset.floats("train"))
@@ -139,7 +148,7 @@ def _train(
         total_loss = 0.0
         for i in range(0, len(x_train), config.batch_size):
             idx = order[i : i + config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             if config.augment:
                 turns = int(torch.randint(4, (), generator=generator))
                 xb = torch.rot90(xb, turns, dims=(2, 3))
@@ -152,7 +161,7 @@ def _train(
             schedule.step()
             apply_constraints(model)
             total_loss += float(loss.detach()) * len(idx)
-        val = accuracy(model, x_val, y_val)
+        val = accuracy(model, x_val, y_val, device=device)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -169,4 +178,5 @@ def _train(
     model.eval()
     test_x, test_y = dataset.floats("test"), dataset.y["test"]
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return model, ModelMeta(history, seconds, best_val, accuracy(model, test_x, test_y), len(test_y), parameters)
+    test_accuracy = accuracy(model, test_x, test_y, device=device)
+    return model.cpu(), ModelMeta(history, seconds, best_val, test_accuracy, len(test_y), parameters)

@@ -34,6 +34,7 @@ import pandas as pd
 
 from bench.attacks import attack_class, create_attack
 from bench.attacks.base import within
+from bench.core.devices import on_device
 from bench.core.inference import predict
 from bench.inputs.photos import builtin_source
 from bench.run.cells import cell_epsilons
@@ -45,6 +46,7 @@ from bench.run.training import train
 from defenses import is_input_transform
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from bench.attacks.base import Attack, AttackResult
@@ -58,7 +60,13 @@ NORM_SCALES = 2.0 ** np.linspace(-1.0, 1.0, 41)  # rescalings of the minimum nor
 
 
 def _timed(
-    attack: Attack, model: nn.Module, x: np.ndarray, y: np.ndarray, eps: tuple[float, ...], seed: int
+    attack: Attack,
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    eps: tuple[float, ...],
+    seed: int,
+    device: torch.device | None = None,
 ) -> tuple[AttackResult, float]:
     """The attack's result and its best wall time of :data:`REPEATS` runs (the attacks are seeded, so
     every run gives the same result; the best of a few runs is the usual guard against a one-off
@@ -66,7 +74,7 @@ def _timed(
     best = np.inf
     for _ in range(REPEATS):
         start = time.perf_counter()
-        out = attack(model, x, y, eps, seed=seed)
+        out = attack(model, x, y, eps, seed=seed, device=device)
         best = min(best, time.perf_counter() - start)
     return out, best
 
@@ -77,13 +85,17 @@ def measure_costs(
     store: Store,
     defenses: tuple[Spec, ...] | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    device: torch.device | None = None,
 ) -> pd.DataFrame:
     """Sweep-versus-largest-epsilon and minimum-norm-versus-PGD costs on every model of a matrix.
 
     Models come from the store (trained first if missing, like a run). ``defenses`` restricts the
     training-time defences measured (input transforms are skipped: their cost is the wrapped
-    detector's).
+    detector's). ``device``: where the attacks run (``None``: the CPU).
     """
+    import torch
+
+    device = device if device is not None else torch.device("cpu")
     source = builtin_source()
     # white-box minimum-norm attacks; the decision-based ones (HopSkipJump, Boundary) are minimum-norm
     # too, but their cost is set by their query budgets, not by a number of gradient steps
@@ -95,16 +107,16 @@ def measure_costs(
             continue
         if dataset is None or dataset.key != job.dataset_key:
             dataset = obtain_dataset(job.task, source, matrix.data, matrix.seed, store, job.dataset_key)
-        trained = obtain_model(job, dataset, matrix, store)
+        trained = obtain_model(job, dataset, matrix, store, device=device)
         idx = attacked_subset(dataset, matrix.n_samples, matrix.seed)
         x, y = dataset.floats("test")[idx], dataset.y["test"][idx]
-        model = trained.model
+        model = on_device(trained.model, device)
         base = {
             "task": str(job.task),
             "detector": str(job.detector),
             "defense": str(job.defense),
             "n": len(y),
-            "clean_accuracy": float((predict(model, x) == y).mean()),
+            "clean_accuracy": float((predict(model, x, device=device) == y).mean()),
         }
         curves = {}
         for norm in ("linf", "l2"):
@@ -112,8 +124,8 @@ def measure_costs(
                 continue
             pgd = create_attack(PGD[norm])
             eps = cell_epsilons(matrix, norm, tuple(x.shape[1:]))
-            _, t_single = _timed(pgd, model, x, y, eps[-1:], matrix.seed)
-            sweep, t_sweep = _timed(pgd, model, x, y, eps, matrix.seed)
+            _, t_single = _timed(pgd, model, x, y, eps[-1:], matrix.seed, device)
+            sweep, t_sweep = _timed(pgd, model, x, y, eps, matrix.seed, device)
             curves[norm] = sweep.robust_accuracy
             rows.append(
                 {
@@ -138,7 +150,7 @@ def measure_costs(
                 attack = create_attack(spec)
                 if attack.norm != norm:
                     continue
-                result, t_min = _timed(attack, model, x, y, eps, matrix.seed)
+                result, t_min = _timed(attack, model, x, y, eps, matrix.seed, device)
                 gap = float(np.abs(result.robust_accuracy - curves[norm]).max())
                 scale, shape_gap = shape_agreement(result, curves[norm])
                 rows.append(
@@ -200,6 +212,7 @@ def measure_training_costs(
     store: Store,
     epochs: int = 3,
     progress: Callable[[str], None] = lambda _: None,
+    device: torch.device | None = None,
 ) -> pd.DataFrame:
     """Training time of every (task, detector, training-time defence) of a matrix against the
     undefended detector's, trained back to back in this process for ``epochs`` epochs each.
@@ -207,6 +220,7 @@ def measure_training_costs(
     The per-epoch cost of a defence does not depend on the number of epochs (the trainer does
     the same work every epoch), so a few epochs measure the ratio that the full training shows,
     without tying the machine up for the whole defence zoo. Only the datasets are stored.
+    ``device``: where the models train (``None``: the CPU).
     """
     source = builtin_source()
     config = dataclasses.replace(matrix.training, epochs=epochs)
@@ -217,7 +231,7 @@ def measure_training_costs(
         for detector in matrix.detectors:
             base = None
             for defense in sorted(defenses, key=lambda d: d.name != "none"):  # the undefended detector first
-                _, meta = train(detector, dataset, defense, config, matrix.seed)
+                _, meta = train(detector, dataset, defense, config, matrix.seed, device=device)
                 per_epoch = meta.seconds / epochs
                 base = base if base is not None else (per_epoch if defense.name == "none" else np.nan)
                 rows.append(

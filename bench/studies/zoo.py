@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.devices import on_device
 from bench.core.inference import predict
 from bench.outputs.formats import PER_PHOTO, ZOO_TABLE, ResultsFolder
 from bench.outputs.pages import zoo_markdown
@@ -30,16 +31,20 @@ def run_zoo(runner: Runner, folder: ResultsFolder) -> pd.DataFrame:
 
 
 def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
-    """Clean test accuracy of every stored model on each test photograph (where the errors are)."""
+    """Clean test accuracy of every stored model on each test photograph (where the errors are), on
+    the runner's device."""
+    import torch
+
     matrix, store = runner.matrix, runner.store
+    device = torch.device(runner.device)
     rows: list[dict[str, Any]] = []
     dataset = None
     for job in plan_models(matrix, runner.source):
         if dataset is None or dataset.key != job.dataset_key:
             dataset = obtain_dataset(job.task, runner.source, matrix.data, matrix.seed, store, job.dataset_key)
         ds = dataset
-        trained = obtain_model(job, ds, matrix, store)
-        correct = predict(trained.model, ds.floats("test")) == ds.y["test"]
+        trained = obtain_model(job, ds, matrix, store, device=device)
+        correct = predict(on_device(trained.model, device), ds.floats("test"), device=device) == ds.y["test"]
         for photo in sorted(set(ds.source["test"])):
             mask = ds.source["test"] == photo
             rows.append(

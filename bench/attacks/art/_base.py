@@ -9,6 +9,7 @@ import numpy as np
 from bench.attacks.base import Attack
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 BATCH_SIZE = 256
@@ -19,7 +20,9 @@ class ArtAttack(Attack):
 
     library = "art"
 
-    def prepare(self, model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    def prepare(
+        self, model: nn.Module, input_shape: tuple[int, ...], num_classes: int, *, device: torch.device | None = None
+    ) -> Any:
         from art.estimators.classification import PyTorchClassifier
         from torch import nn
 
@@ -29,8 +32,20 @@ class ArtAttack(Attack):
             input_shape=input_shape,
             nb_classes=num_classes,
             clip_values=(0.0, 1.0),
-            device_type="cpu",
+            device_type=art_device_type(device),
         )
+
+
+def art_device_type(device: torch.device | None) -> str:
+    """ART's ``device_type`` for a device: "gpu" for a CUDA device, which is made torch's current
+    CUDA device (ART runs on ``cuda:<current device>``), else "cpu"."""
+    if device is None or device.type != "cuda":
+        return "cpu"
+    import torch
+
+    if device.index is not None and device.index != torch.cuda.current_device():
+        torch.cuda.set_device(device)
+    return "gpu"
 
 
 def art_norm(norm: str) -> float:

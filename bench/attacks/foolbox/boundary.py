@@ -10,7 +10,7 @@ import numpy as np
 from bench.attacks import AttackInfo, register_attack
 from bench.attacks._starts import nearest_other
 from bench.attacks.base import MinimumNormAttack
-from bench.attacks.foolbox._base import BATCH_SIZE, FoolboxAttack
+from bench.attacks.foolbox._base import BATCH_SIZE, FoolboxAttack, to_handle
 from bench.core.registry import at_least, at_most
 
 BOUNDARY_INIT_STEPS = 10  # bisection steps from each starting image towards the clean one
@@ -57,7 +57,7 @@ class FoolboxBoundary(FoolboxAttack, MinimumNormAttack):
 
         def labels(images: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return np.asarray(handle(torch.from_numpy(np.ascontiguousarray(images))).argmax(dim=1).numpy())
+                return np.asarray(handle(to_handle(handle, np.ascontiguousarray(images))).argmax(dim=1).cpu().numpy())
 
         other = nearest_other(x, y, labels(x), BATCH_SIZE)
         out = x.copy()
@@ -80,7 +80,7 @@ class FoolboxBoundary(FoolboxAttack, MinimumNormAttack):
         ok = labels(start) != y0
         todo, x0, y0, start = todo[ok], x0[ok], y0[ok], start[ok]
         if todo.size:
-            starts = torch.from_numpy(start)
-            advs = self.make().run(handle, torch.from_numpy(x0), torch.from_numpy(y0), starting_points=starts)
-            out[todo] = advs.detach().numpy()
+            starts = to_handle(handle, start)
+            advs = self.make().run(handle, to_handle(handle, x0), to_handle(handle, y0), starting_points=starts)
+            out[todo] = advs.detach().cpu().numpy()
         return out

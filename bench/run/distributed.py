@@ -1,0 +1,503 @@
+"""The Dask executor: the plan as a task graph on a ``dask.distributed`` cluster.
+
+The graph (bench/run/plan.py): datasets -> trained models -> cells and per-model probes -> the
+tables. The client (this process) builds every task's dataset into the store (seconds each, and
+the only step that reads the photographs), then submits one task per model that is not yet
+stored, one per cell that is not yet stored - each depending on its model's task, so a model's
+cells start the moment it is trained, on whichever worker is free - and one per probe. The
+workers run the same stage functions as the serial executor (bench/run/execute.py) and write
+what they compute into the cache folder, the store they share (on a cluster, a shared file
+system): atomically, under content keys, each computation holding its entry's claim, so two
+workers (or two runs) computing one key is harmless. A task returns only a status; the client
+reads each finished cell from the store, assembles the tables in plan order and hands them to
+the sink, as the serial executor does. No number depends on the executor, the number of workers
+or the order in which tasks finish: every result is a function of its key's inputs alone (tests/
+test_distributed.py compares whole tables).
+
+Faults: a worker that dies loses only the tasks it held; the scheduler reruns them elsewhere, up
+to ``distributed.scheduler.allowed-failures`` times (Dask's bound, 3 by default), and a task that
+has killed that many workers is an error row. A cell that raises is an error row and is not
+retried (the task catches it). A full disk on a worker stops the run, as it does a serial one.
+Ctrl-C cancels what is pending and keeps every finished cell; a cluster the run started is
+closed on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.core.errors import BenchError
+from bench.run.execute import Busy, Runner, describe, obtain_model
+from bench.run.probes import UNBOUNDED_EPS, probe
+from bench.run.store import CellOutput, Store
+from bench.run.tables import model_row
+
+if TYPE_CHECKING:
+    import torch
+    from distributed import Client, Future
+
+    from bench.inputs.data import Dataset
+    from bench.inputs.matrix import Matrix
+    from bench.run.plan import Cell, ModelJob, Plan, ProbeJob
+    from bench.run.training import TrainedModel
+
+TOPIC = "bench-progress"  # the workers' progress lines (epochs), shown by the client
+
+# Among the tasks ready to run, Dask starts the highest priority first: models before cells, so
+# that every worker trains while there are models left and no worker waits for one; probes last.
+PRIORITY = {"model": 20, "cell": 10, "probe": 0}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the tasks run: an embedded ``LocalCluster`` of ``workers`` processes, or an existing
+    cluster by scheduler ``address`` or ``scheduler_file`` (exactly one of the three)."""
+
+    workers: int | None = None
+    address: str | None = None
+    scheduler_file: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.workers is not None
+
+    def describe(self) -> str:
+        if self.workers is not None:
+            return f"local cluster of {self.workers} workers"
+        return f"cluster at {self.address or self.scheduler_file}"
+
+    @contextlib.contextmanager
+    def client(self, threads: int) -> Iterator[Client]:
+        """A client of the cluster; an embedded cluster is started here and closed on leaving,
+        whatever ends the run (no worker process outlives it)."""
+        import logging
+
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.workers is None:
+            try:
+                client = Client(  # type: ignore[no-untyped-call]
+                    self.address, scheduler_file=self.scheduler_file, timeout="30s"
+                )
+            except (OSError, TimeoutError, ValueError) as err:
+                where = f"--scheduler {self.address}" if self.address else f"--scheduler-file {self.scheduler_file}"
+                raise BenchError(f"{where}: cannot reach the scheduler ({type(err).__name__}: {err})") from None
+            with client:
+                yield client
+            return
+        with dask.config.set({"distributed.worker.daemon": True, "distributed.scheduler.allowed-failures": 3}):
+            cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=self.workers,
+                threads_per_worker=1,  # one task at a time per worker; torch gets ``threads``
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                preload=[__name__],  # dask_setup below: Ctrl-C reaches the client, not the workers
+                env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+            )
+        with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+            yield client
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by every worker of an embedded cluster at start (Dask's preload hook): a Ctrl-C in the
+    terminal reaches the whole process group, and the client, not the workers, handles it (it
+    cancels the pending tasks and closes the cluster)."""
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to do
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every task needs, sent with it: the matrix, the shared store's folder, the device
+    and the torch threads of a task (None: an equal share of the worker's CPUs per task slot)."""
+
+    matrix: Matrix
+    cache: str
+    device: str
+    threads: int | None
+
+
+# -- the tasks (run on the workers) ------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    """Per worker process: the last dataset and trained model a task used (the next cell of the
+    same model, the usual case, needs neither read again)."""
+
+    dataset: tuple[str, Dataset] | None = None
+    model: tuple[str, TrainedModel] | None = None
+
+
+_LOADED = _Loaded()
+
+
+def _setup(ctx: Context) -> tuple[Store, torch.device]:
+    """A task's store and device, with the worker's torch threads set and deterministic kernels."""
+    import torch
+
+    if ctx.threads is not None:
+        threads = ctx.threads
+    else:
+        from distributed import get_worker
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cpus // max(1, get_worker().state.nthreads))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return Store(ctx.cache, warn=_log), torch.device(_worker_device(ctx.device))
+
+
+def _worker_device(device: str) -> str:
+    """The device of this worker: with ``cuda`` and several GPUs, the workers of an embedded
+    cluster (named 0, 1, ...) take one GPU each; ``cuda:N`` is that GPU for every worker."""
+    if device != "cuda":
+        return device
+    import torch
+    from distributed import get_worker
+
+    count = torch.cuda.device_count()
+    name = get_worker().name
+    if count > 1 and isinstance(name, int):
+        return f"cuda:{name % count}"
+    return "cuda"
+
+
+def _log(line: str) -> None:
+    """A line for the client's progress display (a worker event)."""
+    from distributed import get_worker
+
+    with contextlib.suppress(ValueError):  # not in a worker (a test calling a task directly)
+        get_worker().log_event(TOPIC, line)
+
+
+def _dataset(ctx: Context, store: Store, key: str) -> Dataset:
+    if _LOADED.dataset is not None and _LOADED.dataset[0] == key:
+        return _LOADED.dataset[1]
+    dataset = store.dataset(key)
+    if dataset is None:  # the client stored it before submitting anything
+        raise FileNotFoundError(
+            f"dataset {key[:12]} is not in the cache {ctx.cache}: is the cache folder on a file system "
+            "every worker sees, at the same path?"
+        )
+    _LOADED.model, _LOADED.dataset = None, (key, dataset)
+    return dataset
+
+
+def _model(ctx: Context, store: Store, job: ModelJob, device: torch.device) -> tuple[Dataset, TrainedModel]:
+    dataset = _dataset(ctx, store, job.dataset_key)
+    if _LOADED.model is not None and _LOADED.model[0] == job.key:
+        return dataset, _LOADED.model[1]
+    trained = obtain_model(
+        job, dataset, ctx.matrix, store, log=lambda m: _log(f"  {job.label}: {m}"), device=device, wait=True
+    )
+    _LOADED.model = (job.key, trained)
+    return dataset, trained
+
+
+def model_task(ctx: Context, job: ModelJob) -> dict[str, Any]:
+    """Train a model (or find it stored); its metadata, or the error that stopped its training."""
+    store, device = _setup(ctx)
+    try:
+        _, trained = _model(ctx, store, job, device)
+    except (OSError, Busy):  # a full disk, a cache the worker cannot see: the run stops
+        raise
+    except Exception as err:  # noqa: BLE001 - a failed model fails its cells, not the run
+        return {"meta": None, "from_cache": False, "error": describe(err)}
+    return {"meta": trained.meta, "from_cache": trained.from_cache, "error": ""}
+
+
+def cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]:
+    """Compute a cell into the store (unless it is there); its status, never its numbers: the
+    client reads those from the store."""
+    from bench.run.cells import compute_cell
+
+    if model["error"]:
+        return {"status": "failed", "error": model["error"], "seconds": 0.0}
+    store, device = _setup(ctx)
+    if store.cell(cell) is not None:  # computed before this task ran (an earlier attempt, another run)
+        return {"status": "cached", "error": "", "seconds": 0.0}
+    with store.claim("cell", cell.key):
+        if store.cell(cell) is not None:
+            return {"status": "cached", "error": "", "seconds": 0.0}
+        dataset, trained = _model(ctx, store, cell.model, device)
+        start = time.perf_counter()
+        try:
+            rows, samples, images = compute_cell(cell, ctx.matrix, dataset, trained, device=device)
+        except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not retried
+            return {"status": "failed", "error": describe(err), "seconds": time.perf_counter() - start}
+        store.put_cell(cell, CellOutput(rows, samples, images))
+    return {"status": "computed", "error": "", "seconds": time.perf_counter() - start}
+
+
+def probe_task(ctx: Context, item: ProbeJob, model: dict[str, Any]) -> dict[str, Any] | None:
+    """A model's probe numbers into the store (None when its model failed)."""
+    if model["error"]:
+        return None
+    store, device = _setup(ctx)
+    with store.claim("probe", item.key):
+        numbers = store.probe(item.key)
+        if numbers is None:
+            dataset, trained = _model(ctx, store, item.model, device)
+            matrix = ctx.matrix
+            try:
+                numbers = probe(
+                    item.model.defense,
+                    item.gradient,
+                    dataset,
+                    trained.model,
+                    n_samples=matrix.n_samples,
+                    seed=matrix.seed,
+                    device=device,
+                )
+            except OSError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a failed probe leaves its flags silent
+                return {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
+            store.put_probe(item.key, numbers)
+    return numbers
+
+
+def device_kind_task(device: str) -> str:
+    """The device kind a worker resolves ``device`` to (``auto`` on a GPU worker: cuda)."""
+    from bench.core.devices import device_kind, resolve_device
+
+    return device_kind(resolve_device(device))
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+
+class DaskRunner(Runner):
+    """The runner with its models, cells and probes as tasks on a Dask cluster (``cluster``).
+
+    ``threads``: torch threads per task for an embedded cluster (the CLI gives ``cores // N``,
+    so N workers never oversubscribe the machine); None on an existing cluster (each worker
+    gives a task an equal share of its CPUs). Training always runs on TRAINING_THREADS threads
+    (bench/run/training.py), whatever the worker has: trained weights depend on it.
+    """
+
+    executor = "dask"
+
+    def __init__(self, matrix: Matrix, *, cluster: Cluster, threads: int | None = None, **kwargs: Any) -> None:
+        super().__init__(matrix, **kwargs)
+        self.cluster = cluster
+        self.threads = threads
+        self._client: Client | None = None
+        self._probe_rows: dict[str, dict[str, Any]] = {}
+        self._workers_seen = 0
+
+    def describe_executor(self) -> dict[str, Any]:
+        return {
+            "kind": "dask",
+            "cluster": "local" if self.cluster.embedded else "existing",
+            "workers": self.cluster.workers if self.cluster.embedded else self._workers_seen,
+            "torch_threads_per_task": self.threads,
+        }
+
+    def run(self) -> Any:
+        with self._connected():
+            return super().run()
+
+    def train(self) -> Any:
+        with self._connected():
+            return super().train()
+
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[None]:
+        with self.cluster.client(self.threads or 1) as client:
+            self._client = client
+            client.subscribe_topic(TOPIC, lambda event: self.progress(str(event[1])))  # type: ignore[no-untyped-call]
+            self._workers_seen = len(client.scheduler_info().get("workers", {}))
+            self.progress(f"executor: {self.cluster.describe()} ({self._workers_seen} workers connected)")
+            try:
+                yield
+            finally:
+                self._client = None
+
+    def _context(self) -> Context:
+        return Context(self.matrix, str(Path(self.store.root).resolve()), self.device, self.threads)
+
+    def _models_and_cells(self, plan: Plan, *, with_cells: bool = True) -> None:
+        from distributed import as_completed
+
+        client = self._client
+        assert client is not None, "run() or train() connects the client"
+        self._plan, self._loaded, self._position, self._gather = plan, None, None, {}
+        ctx = self._context()
+        pending: dict[str, tuple[str, Any]] = {}  # future key -> (kind, model job, cell or probe job)
+        futures: list[Future[Any]] = []
+        models: dict[str, Future[Any]] = {}  # model key -> its task
+        for job in plan.models:
+            cells = plan.cells_of(job) if with_cells else ()
+            stored = {c.key: self.store.cell(c) for c in cells}
+            meta = self.store.model_meta(job.key)
+            missing = [c for c in cells if stored[c.key] is None]
+            self._dataset_info(job)
+            if meta is not None and not missing:  # served whole from the store, as in a serial run
+                self.stats["models_cached"] += 1
+                self.models[job.label] = model_row(job, meta, True, "", device=self.device_kind)
+                self.update(self.stats)
+            else:
+                self._task_dataset(job)  # built and stored here, before any worker needs it
+                model = client.submit(
+                    model_task, ctx, job, key=f"model-{job.key}", pure=False, priority=PRIORITY["model"]
+                )
+                pending[str(model.key)] = ("model", job)
+                futures.append(model)
+                models[job.key] = model
+                for cell in missing:
+                    future = client.submit(
+                        cell_task, ctx, cell, model, key=f"cell-{cell.key}", pure=False, priority=PRIORITY["cell"]
+                    )
+                    pending[str(future.key)] = ("cell", cell)
+                    futures.append(future)
+            for cell in cells:
+                if stored[cell.key] is not None:
+                    self._serve_or_compute(cell, stored[cell.key], None, None)
+                    self.cell_done()
+        self._loaded = None  # the client holds no patches while it waits
+        if with_cells:
+            futures += self._submit_probes(plan, ctx, pending, models)
+        self.progress(f"{len(futures)} tasks submitted to the {self.cluster.describe()}")
+        done = as_completed(futures)  # type: ignore[no-untyped-call]
+        try:
+            for future in done:
+                kind, item = pending.pop(str(future.key))
+                self._finished(kind, item, future)
+        except BaseException:
+            client.cancel(list(futures))  # type: ignore[no-untyped-call]  # pending tasks; the finished are stored
+            with contextlib.suppress(Exception):  # the run is ending: its own error is the one to report
+                self._collect_stored(pending)
+            raise
+
+    def _collect_stored(self, pending: dict[str, tuple[str, Any]]) -> None:
+        """On an interruption: the cells a worker stored that the client had not heard of yet go
+        into the tables written on the way out (they are in the store either way)."""
+        for kind, item in pending.values():
+            if kind == "cell" and item.key not in self.rows:
+                stored = self.store.cell(item)
+                if stored is not None:
+                    self.rows[item.key], self.samples[item.key] = stored.rows, stored.samples
+                    self.stats["cells_computed"] += 1
+
+    def _dataset_info(self, job: ModelJob) -> None:
+        if str(job.task) not in self.datasets:
+            info = self.store.dataset_info(job.dataset_key)
+            self.datasets[str(job.task)] = info if info is not None else self._task_dataset(job).info
+
+    def _submit_probes(
+        self, plan: Plan, ctx: Context, pending: dict[str, tuple[str, Any]], models: dict[str, Future[Any]]
+    ) -> list[Future[Any]]:
+        """A task per probe not stored, after its model's task (a stored model gets one: cheap)."""
+        client = self._client
+        assert client is not None
+        futures = []
+        for item in plan.probes:
+            if self.store.probe(item.key) is not None:
+                continue  # served by _probe, as in a serial run
+            model = models.get(item.model.key)
+            if model is None:  # a stored model: a task that loads it (and finds it stored)
+                model = client.submit(
+                    model_task, ctx, item.model, key=f"model-{item.model.key}", pure=False, priority=PRIORITY["model"]
+                )
+                models[item.model.key] = model
+                pending[str(model.key)] = ("model", item.model)
+                futures.append(model)
+            future = client.submit(
+                probe_task, ctx, item, model, key=f"probe-{item.key}", pure=False, priority=PRIORITY["probe"]
+            )
+            pending[str(future.key)] = ("probe", item)
+            futures.append(future)
+        return futures
+
+    def _finished(self, kind: str, item: Any, future: Future[Any]) -> None:
+        """One task done: record its outcome (errors of the worker's own, as error rows)."""
+        error = future.exception()  # type: ignore[no-untyped-call]
+        if isinstance(error, OSError):
+            raise error  # a full disk or an unreachable cache on a worker: the run stops
+        result: dict[str, Any]
+        if kind == "model":
+            job: ModelJob = item
+            result = future.result() if error is None else {"meta": None, "from_cache": False, "error": describe(error)}
+            if job.label in self.models:
+                return  # served from the store already (a probe's model task)
+            if result["error"]:
+                self.stats["models_failed"] += 1
+                self.models[job.label] = model_row(job, None, False, result["error"], device=self.device_kind)
+                self.update(self.stats)
+                self.progress(f"model {job.label}: FAILED {result['error']}")
+            else:
+                self.model_done(job, result["meta"], result["from_cache"])
+        elif kind == "cell":
+            cell: Cell = item
+            result = future.result() if error is None else {"status": "failed", "error": describe(error)}
+            stored = self.store.cell(cell) if result["status"] != "failed" else None
+            if stored is None:
+                self.cell_failed(cell, result["error"] or "its stored result could not be read back")
+            elif result["status"] == "cached":
+                self._serve_or_compute(cell, stored, None, None)
+            else:
+                self.cell_computed(cell, stored.rows, stored.samples, result["seconds"])
+            self.cell_done()
+        else:
+            probe_job: ProbeJob = item
+            numbers = future.result() if error is None else {"error": describe(error)}
+            if numbers is not None:
+                self._probe_rows[probe_job.key] = numbers
+
+    def _probe(self, plan: Plan) -> None:
+        """The probes table: what the probe tasks computed, the rest from the store."""
+        start = time.perf_counter()
+        rows: list[dict[str, Any]] = []
+        for item in plan.probes:
+            job = item.model
+            if self.models.get(job.label, {}).get("error"):
+                continue
+            base = {
+                "task": str(job.task),
+                "detector": str(job.detector),
+                "defense": str(job.defense),
+                "gradient": item.gradient,
+                "model": job.key,
+                "device": self.device_kind,
+                "error": "",
+            }
+            numbers = self._probe_rows.get(item.key) or self.store.probe(item.key)
+            if numbers is None:
+                continue
+            if "error" in numbers:
+                rows.append({**base, "error": numbers["error"]})
+                self.progress(f"probe {job.label} ({item.gradient}): FAILED {numbers['error']}")
+                continue
+            self.progress(
+                f"probe {job.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
+                f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
+                f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
+            )
+            rows.append({**base, **numbers})
+        from bench.run.tables import probe_table
+
+        self.probes = probe_table(rows)
+        self.timings["probes"] = time.perf_counter() - start
+
+
+def cluster_device_kind(cluster: Cluster, device: str) -> str:
+    """The device kind the workers of an existing cluster resolve ``device`` to (asked of one
+    worker: the client may be a login node without the workers' GPUs)."""
+    with cluster.client(1) as client:
+        return str(client.submit(device_kind_task, device, pure=False).result())
+
+
+__all__ = ["Cluster", "Context", "DaskRunner", "cell_task", "cluster_device_kind", "model_task", "probe_task"]

@@ -1,0 +1,214 @@
+"""The Dask executor gives the serial run's numbers, survives a killed worker, stops on Ctrl-C, and
+leaves no process behind.
+
+The smoke matrix runs serially (the session's ``smoke`` fixture), on an embedded cluster of two
+workers (``--workers 2``) and on a cluster this test starts from the ``dask scheduler`` / ``dask
+worker`` commands on the loopback address (``--scheduler``): every table is equal in every column
+but timings, and ``bench check`` passes against the committed baseline for each. Each run is
+cold (its own cache), so nothing is shared but the code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow  # each run trains the smoke detectors
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "results" / "baseline" / "smoke.csv"
+TIMINGS = {  # columns that hold times (or whether the cache served a result), not numbers
+    "matrix.parquet": ["seconds", "train_seconds"],
+    "samples.parquet": [],
+    "models.csv": ["train_seconds", "from_cache"],
+    "probes.csv": ["seconds"],
+    "transfer.parquet": [],
+}
+
+
+def read(folder: Path, name: str) -> pd.DataFrame:
+    path = folder / name
+    frame = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path, keep_default_na=False)
+    return frame.drop(columns=TIMINGS[name]).reset_index(drop=True)
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    for name in TIMINGS:
+        pd.testing.assert_frame_equal(read(a, name), read(b, name), check_exact=True, obj=name)
+    run_a, run_b = (json.loads((f / "run.json").read_text()) for f in (a, b))
+    for key in ("configuration", "datasets", "flags", "attacks_run", "images", "device"):
+        assert run_a[key] == run_b[key], key
+
+
+def bench(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "bench", *args], check=False, cwd=ROOT, capture_output=True, text=True, **kwargs
+    )
+
+
+def smoke_args(folder: Path) -> list[str]:
+    return ["run", "--profile", "smoke", "--results", str(folder), "--cache-dir", str(folder / "cache"), "-q"]
+
+
+def check(folder: Path) -> None:
+    done = bench("check", "--baseline", str(BASELINE), str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 values differ at all" in done.stdout, done.stdout
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[Path]:
+    """A scheduler and two one-thread workers on 127.0.0.1, started with the ``dask`` commands;
+    the scheduler file to connect with."""
+    file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert file.is_file(), "the scheduler did not start"
+        worker = [*dask, "worker", "--scheduler-file", str(file), "--nthreads", "1", "--no-dashboard"]
+        worker += ["--host", "127.0.0.1"]
+        procs += [
+            subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)
+        ]
+        yield file
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_workers_and_an_existing_cluster_give_the_serial_tables(smoke, dask_cluster: Path, tmp_path: Path) -> None:
+    serial = smoke.results_dir / "smoke"
+    check(serial)
+    local = tmp_path / "local"
+    done = bench(*smoke_args(local), "--workers", "2", timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_tables(serial, local / "smoke")
+    check(local / "smoke")
+    info = json.loads((local / "smoke" / "run.json").read_text())
+    assert info["executor"] == {"kind": "dask", "cluster": "local", "workers": 2, "torch_threads_per_task": 1} or (
+        info["executor"]["workers"] == 2
+    )
+
+    address = json.loads(dask_cluster.read_text())["address"]
+    remote = tmp_path / "remote"
+    done = bench(*smoke_args(remote), "--scheduler", address, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_tables(serial, remote / "smoke")
+    check(remote / "smoke")
+    assert json.loads((remote / "smoke" / "run.json").read_text())["executor"]["cluster"] == "existing"
+
+
+def _descendants(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _workers(proc: psutil.Process) -> list[psutil.Process]:
+    """The worker processes of an embedded cluster (multiprocessing children, not its resource tracker)."""
+    out = []
+    for child in _descendants(proc):
+        try:
+            line = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            out.append(child)
+    return out
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _start_run(folder: Path) -> tuple[subprocess.Popen[str], psutil.Process]:
+    cmd = [sys.executable, "-m", "bench", *smoke_args(folder), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, psutil.Process(proc.pid)
+
+
+def _wait_for_cells(cache: Path, count: int, proc: subprocess.Popen[str], timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((cache / "cells").glob("*.manifest.json"))) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {count} cells stored before the run ended or the time ran out")
+
+
+def test_a_killed_worker_loses_only_its_tasks(smoke, tmp_path: Path) -> None:
+    folder = tmp_path / "killed"
+    proc, parent = _start_run(folder)
+    seen: list[psutil.Process] = []
+    try:
+        _wait_for_cells(folder / "cache", 1, proc)
+        workers = _workers(parent)
+        assert len(workers) == 2, [w.cmdline() for w in workers]
+        seen += _descendants(parent)
+        workers[0].send_signal(signal.SIGKILL)  # mid-run: the other cells are in flight or pending
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            seen += _descendants(parent)
+            time.sleep(0.5)
+        _, err = proc.communicate(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert_same_tables(smoke.results_dir / "smoke", folder / "smoke")
+    assert not _alive(seen), [p.pid for p in _alive(seen)]
+
+
+def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> None:
+    folder = tmp_path / "interrupted"
+    proc, parent = _start_run(folder)
+    try:
+        _wait_for_cells(folder / "cache", 1, proc)
+        seen = _descendants(parent)
+        assert _workers(parent), "no worker process found"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in err
+    stored = len(list((folder / "cache" / "cells").glob("*.manifest.json")))
+    assert stored >= 1
+    table = pd.read_parquet(folder / "smoke" / "matrix.parquet")  # the finished cells' tables
+    assert table["cell"].nunique() >= 1
+    time.sleep(1)
+    assert not _alive(seen), [p.pid for p in _alive(seen)]
