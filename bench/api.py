@@ -51,7 +51,7 @@ def executor(
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise BenchError(f"--workers {workers}: not allowed; a number of worker processes from 1 to {MAX_WORKERS}")
-        return Cluster(workers=workers)
+        return Cluster(workers=workers, cpus=cpu_cores())
     if scheduler is not None:
         if not scheduler.strip():
             raise BenchError("--scheduler: empty; allowed: a scheduler address such as tcp://10.0.0.5:8786")

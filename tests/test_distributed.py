@@ -70,7 +70,12 @@ def dask_cluster(tmp_path: Path) -> Iterator[Path]:
     """A scheduler and two one-thread workers on 127.0.0.1, started with the ``dask`` commands;
     the scheduler file to connect with."""
     file = tmp_path / "scheduler.json"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    config = tmp_path / "dask-config"  # the README's advice: no MALLOC_TRIM_THRESHOLD_ in the workers
+    config.mkdir()
+    (config / "distributed.yaml").write_text(
+        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n"
+    )
+    env = {**os.environ, "DASK_CONFIG": str(config)}
     dask = [sys.executable, "-m", "dask"]
     procs = [
         subprocess.Popen(

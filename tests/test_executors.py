@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.api import executor
+from bench.api import cpu_cores, executor
 from bench.cli import main
 from bench.core.errors import BenchError
 from bench.run.distributed import Cluster
@@ -35,7 +35,7 @@ def test_bad_executor_and_device_choices_are_one_line_before_any_work(tmp_path: 
 
 def test_executor_choices() -> None:
     assert executor() is None  # serial
-    assert executor(workers=3) == Cluster(workers=3)
+    assert executor(workers=3) == Cluster(workers=3, cpus=cpu_cores())
     assert executor(scheduler="tcp://10.0.0.5:8786") == Cluster(address="tcp://10.0.0.5:8786")
     for bad in ({"workers": 0}, {"workers": True}, {"scheduler": " "}, {"workers": 2, "scheduler": "tcp://x:1"}):
         with pytest.raises(BenchError):

@@ -38,6 +38,7 @@ from bench.run.execute import Busy, Runner, describe, obtain_model
 from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.store import CellOutput, Store
 from bench.run.tables import model_row
+from bench.run.training import TRAINING_THREADS
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +50,12 @@ if TYPE_CHECKING:
     from bench.run.training import TrainedModel
 
 TOPIC = "bench-progress"  # the workers' progress lines (epochs), shown by the client
+WARNING = "bench-warning"  # the workers' warnings, shown by the client even with -q
+MALLOC_ADVICE = (
+    "MALLOC_TRIM_THRESHOLD_ is set in this worker's environment (Dask's default for its workers): glibc then "
+    "maps every large allocation anew and torch runs about 2x slower; start the workers with the Dask config "
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_: null (README, Scale out)"
+)
 
 # Among the tasks ready to run, Dask starts the highest priority first: models before cells, so
 # that every worker trains while there are models left and no worker waits for one; probes last.
@@ -63,6 +70,7 @@ class Cluster:
     workers: int | None = None
     address: str | None = None
     scheduler_file: str | None = None
+    cpus: int | None = None  # an embedded cluster: the CPUs of this machine its workers share
 
     @property
     def embedded(self) -> bool:
@@ -93,7 +101,15 @@ class Cluster:
             with client:
                 yield client
             return
-        with dask.config.set({"distributed.worker.daemon": True, "distributed.scheduler.allowed-failures": 3}):
+        settings = {
+            "distributed.worker.daemon": True,
+            "distributed.scheduler.allowed-failures": 3,
+            # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers by default; an explicit trim
+            # threshold turns off glibc's dynamic mmap threshold, and torch then pays page faults
+            # on every large allocation: the attacks of the smoke matrix ran 2.3x slower (design.md)
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+        }
+        with dask.config.set(settings):
             cluster = LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=self.workers,
                 threads_per_worker=1,  # one task at a time per worker; torch gets ``threads``
@@ -118,13 +134,44 @@ def dask_setup(worker: Any) -> None:
 
 @dataclass(frozen=True)
 class Context:
-    """What every task needs, sent with it: the matrix, the shared store's folder, the device
-    and the torch threads of a task (None: an equal share of the worker's CPUs per task slot)."""
+    """What every task needs, sent with it: the matrix, the shared store's folder, the device,
+    the torch threads of a task (None: what the worker process has; Dask starts its workers with
+    OMP_NUM_THREADS=1) and, on an embedded cluster, the machine's CPUs (None elsewhere)."""
 
     matrix: Matrix
     cache: str
     device: str
     threads: int | None
+    cpus: int | None = None
+    run: str = ""  # names the run's CPU semaphore on the scheduler
+
+
+@contextlib.contextmanager
+def _cpus(ctx: Context, count: int) -> Iterator[None]:
+    """Hold ``count`` of the machine's CPUs (an embedded cluster only: a Dask semaphore with one
+    lease per CPU). A cell holds its ``threads``; a training holds ``TRAINING_THREADS``, and the
+    cells wait while it trains. Never more torch threads than CPUs: two trainings of 2 threads
+    each on 2 cores took 4x their serial time (OpenMP threads spinning for each other), so
+    trainings take turns with the whole machine, as in a serial run. Multi-lease holders take a
+    lock while they gather their leases, so two of them cannot deadlock on half the CPUs each."""
+    if ctx.cpus is None:
+        yield
+        return
+    from distributed import Lock, Semaphore
+
+    count = max(1, min(count, ctx.cpus))
+    leases = Semaphore(max_leases=ctx.cpus, name=f"bench-cpus-{ctx.run}")  # type: ignore[no-untyped-call]
+    held = 0
+    try:
+        gather = Lock(f"bench-cpus-gather-{ctx.run}") if count > 1 else contextlib.nullcontext()  # type: ignore[no-untyped-call]
+        with gather:
+            for _ in range(count):
+                leases.acquire()  # type: ignore[no-untyped-call]
+                held += 1
+        yield
+    finally:
+        for _ in range(held):
+            leases.release()  # type: ignore[no-untyped-call]
 
 
 # -- the tasks (run on the workers) ------------------------------------------------------------
@@ -137,6 +184,7 @@ class _Loaded:
 
     dataset: tuple[str, Dataset] | None = None
     model: tuple[str, TrainedModel] | None = None
+    warned: bool = False
 
 
 _LOADED = _Loaded()
@@ -146,15 +194,11 @@ def _setup(ctx: Context) -> tuple[Store, torch.device]:
     """A task's store and device, with the worker's torch threads set and deterministic kernels."""
     import torch
 
-    if ctx.threads is not None:
-        threads = ctx.threads
-    else:
-        from distributed import get_worker
-
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, cpus // max(1, get_worker().state.nthreads))
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    if ctx.threads is not None and torch.get_num_threads() != ctx.threads:
+        torch.set_num_threads(ctx.threads)
+    if "MALLOC_TRIM_THRESHOLD_" in os.environ and not _LOADED.warned:
+        _LOADED.warned = True
+        _log(f"warning: worker {os.getpid()}: {MALLOC_ADVICE}", topic=WARNING)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return Store(ctx.cache, warn=_log), torch.device(_worker_device(ctx.device))
 
@@ -174,12 +218,12 @@ def _worker_device(device: str) -> str:
     return "cuda"
 
 
-def _log(line: str) -> None:
+def _log(line: str, topic: str = TOPIC) -> None:
     """A line for the client's progress display (a worker event)."""
     from distributed import get_worker
 
     with contextlib.suppress(ValueError):  # not in a worker (a test calling a task directly)
-        get_worker().log_event(TOPIC, line)
+        get_worker().log_event(topic, line)
 
 
 def _dataset(ctx: Context, store: Store, key: str) -> Dataset:
@@ -210,7 +254,11 @@ def model_task(ctx: Context, job: ModelJob) -> dict[str, Any]:
     """Train a model (or find it stored); its metadata, or the error that stopped its training."""
     store, device = _setup(ctx)
     try:
-        _, trained = _model(ctx, store, job, device)
+        if store.model_meta(job.key) is None:  # to be trained: with the CPUs training takes
+            with _cpus(ctx, TRAINING_THREADS):
+                _, trained = _model(ctx, store, job, device)
+        else:
+            _, trained = _model(ctx, store, job, device)
     except (OSError, Busy):  # a full disk, a cache the worker cannot see: the run stops
         raise
     except Exception as err:  # noqa: BLE001 - a failed model fails its cells, not the run
@@ -228,7 +276,7 @@ def cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]
     store, device = _setup(ctx)
     if store.cell(cell) is not None:  # computed before this task ran (an earlier attempt, another run)
         return {"status": "cached", "error": "", "seconds": 0.0}
-    with store.claim("cell", cell.key):
+    with store.claim("cell", cell.key), _cpus(ctx, ctx.threads or 1):
         if store.cell(cell) is not None:
             return {"status": "cached", "error": "", "seconds": 0.0}
         dataset, trained = _model(ctx, store, cell.model, device)
@@ -246,7 +294,7 @@ def probe_task(ctx: Context, item: ProbeJob, model: dict[str, Any]) -> dict[str,
     if model["error"]:
         return None
     store, device = _setup(ctx)
-    with store.claim("probe", item.key):
+    with store.claim("probe", item.key), _cpus(ctx, ctx.threads or 1):
         numbers = store.probe(item.key)
         if numbers is None:
             dataset, trained = _model(ctx, store, item.model, device)
@@ -283,9 +331,11 @@ class DaskRunner(Runner):
     """The runner with its models, cells and probes as tasks on a Dask cluster (``cluster``).
 
     ``threads``: torch threads per task for an embedded cluster (the CLI gives ``cores // N``,
-    so N workers never oversubscribe the machine); None on an existing cluster (each worker
-    gives a task an equal share of its CPUs). Training always runs on TRAINING_THREADS threads
-    (bench/run/training.py), whatever the worker has: trained weights depend on it.
+    so N workers never oversubscribe the machine); None on an existing cluster (what the worker
+    process has: Dask starts workers with OMP_NUM_THREADS=1, one thread per task slot). Training
+    always runs on TRAINING_THREADS threads (bench/run/training.py), whatever the worker has:
+    trained weights depend on it. On an embedded cluster the tasks share the machine's CPUs
+    through a semaphore (:func:`_cpus`), so a training has them to itself.
     """
 
     executor = "dask"
@@ -319,6 +369,7 @@ class DaskRunner(Runner):
         with self.cluster.client(self.threads or 1) as client:
             self._client = client
             client.subscribe_topic(TOPIC, lambda event: self.progress(str(event[1])))  # type: ignore[no-untyped-call]
+            client.subscribe_topic(WARNING, lambda event: self.warn(str(event[1])))  # type: ignore[no-untyped-call]
             self._workers_seen = len(client.scheduler_info().get("workers", {}))
             self.progress(f"executor: {self.cluster.describe()} ({self._workers_seen} workers connected)")
             try:
@@ -327,7 +378,11 @@ class DaskRunner(Runner):
                 self._client = None
 
     def _context(self) -> Context:
-        return Context(self.matrix, str(Path(self.store.root).resolve()), self.device, self.threads)
+        from bench.core.fingerprint import digest
+
+        cpus = self.cluster.cpus if self.cluster.embedded else None
+        run = digest("run", str(self.store.root), time.time(), os.getpid())[:16]
+        return Context(self.matrix, str(Path(self.store.root).resolve()), self.device, self.threads, cpus, run)
 
     def _models_and_cells(self, plan: Plan, *, with_cells: bool = True) -> None:
         from distributed import as_completed
