@@ -99,10 +99,13 @@ def prepare(
     folder = ResultsFolder(results_folder(results_dir, matrix.profile, None if images is None else source.label))
     cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
     if cluster is None or cluster.embedded:  # the workers are on this machine: resolved here
-        used = str(
-            resolve_device(matrix.device, "--device" if device is not None else f"{matrix.file or 'matrix'}: device")
-        )
+        where = "--device" if device is not None else f"{matrix.file or 'matrix'}: device"
+        used = str(resolve_device(matrix.device, where))
+        if cluster is not None and matrix.device in ("auto", "cuda") and device_kind(used) == "cuda":
+            used = "cuda"  # each worker takes a GPU of its own (bench/run/distributed.py, _worker_device)
     else:  # the workers may have GPUs this machine lacks: asked of one of them
+        if progress is not None:
+            progress(f"asking a worker of the {cluster.describe()} which device {matrix.device!r} is there")
         kind = cluster_device_kind(cluster, matrix.device)
         used = kind if matrix.device == "auto" else matrix.device
     free = min(check_writable(folder.folder, "--results"), check_writable(cache, "--cache-dir"))

@@ -90,10 +90,10 @@ def dask_cluster(tmp_path: Path) -> Iterator[Path]:
         while not file.is_file() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert file.is_file(), "the scheduler did not start"
-        worker = [*dask, "worker", "--scheduler-file", str(file), "--nthreads", "1", "--no-dashboard"]
-        worker += ["--host", "127.0.0.1"]
-        procs += [
-            subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)
+        worker = [*dask, "worker", "--scheduler-file", str(file), "--no-dashboard", "--host", "127.0.0.1"]
+        procs += [  # one worker with two threads: its tasks must still run one at a time
+            subprocess.Popen([*worker, "--nthreads", n], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n in ("1", "2")
         ]
         yield file
     finally:
@@ -115,9 +115,8 @@ def test_workers_and_an_existing_cluster_give_the_serial_tables(smoke, dask_clus
     assert_same_tables(serial, local / "smoke")
     check(local / "smoke")
     info = json.loads((local / "smoke" / "run.json").read_text())
-    assert info["executor"] == {"kind": "dask", "cluster": "local", "workers": 2, "torch_threads_per_task": 1} or (
-        info["executor"]["workers"] == 2
-    )
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert info["executor"] == {"kind": "dask", "cluster": "local", "workers": 2, "torch_threads_per_task": threads}
 
     address = json.loads(dask_cluster.read_text())["address"]
     remote = tmp_path / "remote"
@@ -160,9 +159,20 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def _start_run(folder: Path) -> tuple[subprocess.Popen[str], psutil.Process]:
+    """A `--workers 2` smoke run in a session of its own (a terminal's Ctrl-C goes to its group)."""
     cmd = [sys.executable, "-m", "bench", *smoke_args(folder), "--workers", "2"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     return proc, psutil.Process(proc.pid)
+
+
+def _busiest(workers: list[psutil.Process]) -> psutil.Process:
+    """The worker using the most CPU over half a second: the one computing a task."""
+    for w in workers:
+        w.cpu_percent(None)
+    time.sleep(0.5)
+    return max(workers, key=lambda w: w.cpu_percent(None))
 
 
 def _wait_for_cells(cache: Path, count: int, proc: subprocess.Popen[str], timeout: float = 900) -> None:
@@ -183,7 +193,7 @@ def test_a_killed_worker_loses_only_its_tasks(smoke, tmp_path: Path) -> None:
         workers = _workers(parent)
         assert len(workers) == 2, [w.cmdline() for w in workers]
         seen += _descendants(parent)
-        workers[0].send_signal(signal.SIGKILL)  # mid-run: the other cells are in flight or pending
+        _busiest(workers).send_signal(signal.SIGKILL)  # mid-task: the scheduler must rerun what it held
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             seen += _descendants(parent)
@@ -204,8 +214,12 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
         _wait_for_cells(folder / "cache", 1, proc)
         seen = _descendants(parent)
         assert _workers(parent), "no worker process found"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the client and its workers
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen += _descendants(parent)  # workers the nanny may restart meanwhile
+            time.sleep(0.2)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -215,5 +229,25 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
     assert stored >= 1
     table = pd.read_parquet(folder / "smoke" / "matrix.parquet")  # the finished cells' tables
     assert table["cell"].nunique() >= 1
-    time.sleep(1)
+    deadline = time.monotonic() + 10  # reaped by now, or left behind
+    while _alive(seen) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not _alive(seen), [p.pid for p in _alive(seen)]
+
+
+def test_input_transforms_share_their_model_on_dask(tmp_path: Path) -> None:
+    """A JPEG input transform is attacked on the undefended model (one model key, two jobs): the
+    Dask executor trains it once and gives both jobs the serial run's rows."""
+    from tests.tiny import TINY_TOML
+
+    matrix = tmp_path / "tiny.toml"
+    matrix.write_text(TINY_TOML.replace('defenses = ["none"]', 'defenses = ["none", "jpeg"]'))
+    folders = {}
+    for name, extra in (("serial", []), ("local", ["--workers", "2"])):
+        folders[name] = tmp_path / name
+        args = ["run", "--matrix", str(matrix), "--results", str(folders[name]), "-q", *extra]
+        done = bench(*args, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_tables(folders["serial"] / "tiny", folders["local"] / "tiny")
+    models = pd.read_csv(folders["local"] / "tiny" / "models.csv")
+    assert len(models) == 2 and models["model"].nunique() == 1 and (models["error"].fillna("") == "").all()

@@ -97,6 +97,7 @@ class Display:
         self._eta: tuple[float, float] | None = None  # (seconds left, when estimated)
         self._clock: tuple[float, int] | None = None  # (time of the first update, cells computed by then)
         self._state = ""
+        self.outcome = "done"  # the live line's last word when the block ends without an exception
         self._stopped_at: float | None = None
         self._refreshed = -float("inf")  # when update() last redrew the live line
         self._console: Console | None = None
@@ -135,7 +136,7 @@ class Display:
             return
         self._stopped_at = _now()
         if exc_type is None:
-            self._state = "done"
+            self._state = self.outcome
         elif issubclass(exc_type, KeyboardInterrupt):
             self._state = "interrupted"
         else:

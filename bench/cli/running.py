@@ -171,6 +171,7 @@ def _execute(args: argparse.Namespace, matrix: Matrix, display: Any) -> int:
         progress(f"-> {folder.folder}")
         result = runner.run()
     except KeyboardInterrupt:
+        display.outcome = "interrupted"
         stats = runner.stats
         print(
             f"interrupted: {stats['cells_computed'] + stats['cells_cached']} finished cells and "

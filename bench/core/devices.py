@@ -10,6 +10,7 @@ arrays on the CPU whatever the device.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -92,3 +93,9 @@ def on_device(model: nn.Module, device: torch.device | None) -> nn.Module:
         return model
     moved: nn.Module = copy.deepcopy(model).to(device)
     return moved
+
+
+def deterministic_cuda() -> None:
+    """Ask cuBLAS for its deterministic workspace (before CUDA starts in this process): with
+    ``torch.use_deterministic_algorithms`` a GPU run then repeats its numbers. No effect on the CPU."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

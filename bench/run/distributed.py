@@ -27,18 +27,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import BenchError
 from bench.run.execute import Busy, Runner, describe, obtain_model
+from bench.run.plan import pair_key
 from bench.run.probes import UNBOUNDED_EPS, probe
+from bench.run.scoring import score_images
 from bench.run.store import CellOutput, Store
 from bench.run.tables import model_row
 from bench.run.training import TRAINING_THREADS
+from detectors import create_detector
 
 if TYPE_CHECKING:
     import torch
@@ -179,26 +183,46 @@ def _cpus(ctx: Context, count: int) -> Iterator[None]:
 
 @dataclass
 class _Loaded:
-    """Per worker process: the last dataset and trained model a task used (the next cell of the
-    same model, the usual case, needs neither read again)."""
+    """Per worker process: the last dataset and trained model a task used, under (cache folder,
+    key) - a worker of a long-lived cluster serves several runs and caches - so that the next cell
+    of the same model, the usual case, needs neither read again."""
 
-    dataset: tuple[str, Dataset] | None = None
-    model: tuple[str, TrainedModel] | None = None
-    warned: bool = False
+    dataset: tuple[tuple[str, str], Dataset] | None = None
+    model: tuple[tuple[str, str], TrainedModel] | None = None
+    warned: set[str] = field(default_factory=set)
 
 
 _LOADED = _Loaded()
+
+# One task at a time in a worker process. A worker with several threads (plain `dask worker`, or
+# dask-jobqueue's processes=1) would run tasks side by side in one process, sharing the global
+# random generators the stages seed, torch's thread setting and _LOADED: results would depend on
+# timing. Parallelism comes from worker processes (README: --nthreads 1, more processes).
+_ONE_TASK = threading.Lock()
 
 
 def _setup(ctx: Context) -> tuple[Store, torch.device]:
     """A task's store and device, with the worker's torch threads set and deterministic kernels."""
     import torch
+    from distributed import get_worker
+
+    from bench.core.devices import deterministic_cuda
 
     if ctx.threads is not None and torch.get_num_threads() != ctx.threads:
         torch.set_num_threads(ctx.threads)
-    if "MALLOC_TRIM_THRESHOLD_" in os.environ and not _LOADED.warned:
-        _LOADED.warned = True
+    if "MALLOC_TRIM_THRESHOLD_" in os.environ and "malloc" not in _LOADED.warned:
+        _LOADED.warned.add("malloc")
         _log(f"warning: worker {os.getpid()}: {MALLOC_ADVICE}", topic=WARNING)
+    with contextlib.suppress(ValueError):
+        if get_worker().state.nthreads > 1 and "threads" not in _LOADED.warned:
+            _LOADED.warned.add("threads")
+            _log(
+                f"warning: worker {get_worker().name} has {get_worker().state.nthreads} threads; its tasks run one "
+                "at a time (they share the process's random generators): start workers with --nthreads 1 and more "
+                "processes",
+                topic=WARNING,
+            )
+    deterministic_cuda()
     torch.use_deterministic_algorithms(True, warn_only=True)
     return Store(ctx.cache, warn=_log), torch.device(_worker_device(ctx.device))
 
@@ -215,7 +239,7 @@ def _worker_device(device: str) -> str:
     name = get_worker().name
     if count > 1 and isinstance(name, int):
         return f"cuda:{name % count}"
-    return "cuda"
+    return f"cuda:{torch.cuda.current_device()}"  # an explicit index: the stages compare devices
 
 
 def _log(line: str, topic: str = TOPIC) -> None:
@@ -227,7 +251,7 @@ def _log(line: str, topic: str = TOPIC) -> None:
 
 
 def _dataset(ctx: Context, store: Store, key: str) -> Dataset:
-    if _LOADED.dataset is not None and _LOADED.dataset[0] == key:
+    if _LOADED.dataset is not None and _LOADED.dataset[0] == (ctx.cache, key):
         return _LOADED.dataset[1]
     dataset = store.dataset(key)
     if dataset is None:  # the client stored it before submitting anything
@@ -235,23 +259,28 @@ def _dataset(ctx: Context, store: Store, key: str) -> Dataset:
             f"dataset {key[:12]} is not in the cache {ctx.cache}: is the cache folder on a file system "
             "every worker sees, at the same path?"
         )
-    _LOADED.model, _LOADED.dataset = None, (key, dataset)
+    _LOADED.model, _LOADED.dataset = None, ((ctx.cache, key), dataset)
     return dataset
 
 
 def _model(ctx: Context, store: Store, job: ModelJob, device: torch.device) -> tuple[Dataset, TrainedModel]:
     dataset = _dataset(ctx, store, job.dataset_key)
-    if _LOADED.model is not None and _LOADED.model[0] == job.key:
+    if _LOADED.model is not None and _LOADED.model[0] == (ctx.cache, job.key):
         return dataset, _LOADED.model[1]
     trained = obtain_model(
         job, dataset, ctx.matrix, store, log=lambda m: _log(f"  {job.label}: {m}"), device=device, wait=True
     )
-    _LOADED.model = (job.key, trained)
+    _LOADED.model = ((ctx.cache, job.key), trained)
     return dataset, trained
 
 
 def model_task(ctx: Context, job: ModelJob) -> dict[str, Any]:
     """Train a model (or find it stored); its metadata, or the error that stopped its training."""
+    with _ONE_TASK:
+        return _model_task(ctx, job)
+
+
+def _model_task(ctx: Context, job: ModelJob) -> dict[str, Any]:
     store, device = _setup(ctx)
     try:
         if store.model_meta(job.key) is None:  # to be trained: with the CPUs training takes
@@ -269,6 +298,11 @@ def model_task(ctx: Context, job: ModelJob) -> dict[str, Any]:
 def cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]:
     """Compute a cell into the store (unless it is there); its status, never its numbers: the
     client reads those from the store."""
+    with _ONE_TASK:
+        return _cell_task(ctx, cell, model)
+
+
+def _cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]:
     from bench.run.cells import compute_cell
 
     if model["error"]:
@@ -291,6 +325,11 @@ def cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]
 
 def probe_task(ctx: Context, item: ProbeJob, model: dict[str, Any]) -> dict[str, Any] | None:
     """A model's probe numbers into the store (None when its model failed)."""
+    with _ONE_TASK:
+        return _probe_task(ctx, item, model)
+
+
+def _probe_task(ctx: Context, item: ProbeJob, model: dict[str, Any]) -> dict[str, Any] | None:
     if model["error"]:
         return None
     store, device = _setup(ctx)
@@ -315,6 +354,27 @@ def probe_task(ctx: Context, item: ProbeJob, model: dict[str, Any]) -> dict[str,
                 return {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
             store.put_probe(item.key, numbers)
     return numbers
+
+
+def pair_task(ctx: Context, source: Cell, target: ModelJob, classes: int | None) -> bool:
+    """Score a source cell's kept images on a target model into the store (the transfer stage's
+    model evaluations, on the workers' device); whether it computed anything."""
+    with _ONE_TASK:
+        store, device = _setup(ctx)
+        key = pair_key(source.key, target.key)
+        with store.claim("pair", key), _cpus(ctx, ctx.threads or 1):
+            if store.pair(key) is not None:
+                return False
+            images = store.cell_images(source.key)
+            if images is None:
+                return False
+            classes = classes or int(images["label"].max()) + 1  # as the serial stage counts them
+            detector = create_detector(target.detector, in_channels=int(images["x"].shape[1]), num_classes=classes)
+            model = store.load_weights(target.key, detector)
+            if model is None:
+                return False
+            store.put_pair(key, score_images(model, images["x"], images["adv"], images["label"], device=device))
+        return True
 
 
 def device_kind_task(device: str) -> str:
@@ -406,12 +466,16 @@ class DaskRunner(Runner):
                 self.update(self.stats)
             else:
                 self._task_dataset(job)  # built and stored here, before any worker needs it
-                model = client.submit(
-                    model_task, ctx, job, key=f"model-{job.key}", pure=False, priority=PRIORITY["model"]
-                )
-                pending[str(model.key)] = ("model", job)
-                futures.append(model)
-                models[job.key] = model
+                model = models.get(job.key)
+                if model is None:  # one task per model key: input transforms share their model
+                    model = client.submit(
+                        model_task, ctx, job, key=f"model-{job.key}", pure=False, priority=PRIORITY["model"]
+                    )
+                    pending[str(model.key)] = ("model", [job])
+                    futures.append(model)
+                    models[job.key] = model
+                else:
+                    pending[str(model.key)][1].append(job)
                 for cell in missing:
                     future = client.submit(
                         cell_task, ctx, cell, model, key=f"cell-{cell.key}", pure=False, priority=PRIORITY["cell"]
@@ -468,7 +532,7 @@ class DaskRunner(Runner):
                     model_task, ctx, item.model, key=f"model-{item.model.key}", pure=False, priority=PRIORITY["model"]
                 )
                 models[item.model.key] = model
-                pending[str(model.key)] = ("model", item.model)
+                pending[str(model.key)] = ("model", [item.model])
                 futures.append(model)
             future = client.submit(
                 probe_task, ctx, item, model, key=f"probe-{item.key}", pure=False, priority=PRIORITY["probe"]
@@ -484,17 +548,17 @@ class DaskRunner(Runner):
             raise error  # a full disk or an unreachable cache on a worker: the run stops
         result: dict[str, Any]
         if kind == "model":
-            job: ModelJob = item
             result = future.result() if error is None else {"meta": None, "from_cache": False, "error": describe(error)}
-            if job.label in self.models:
-                return  # served from the store already (a probe's model task)
-            if result["error"]:
-                self.stats["models_failed"] += 1
-                self.models[job.label] = model_row(job, None, False, result["error"], device=self.device_kind)
-                self.update(self.stats)
-                self.progress(f"model {job.label}: FAILED {result['error']}")
-            else:
-                self.model_done(job, result["meta"], result["from_cache"])
+            for i, job in enumerate(item):  # the jobs sharing the model (an input transform's: the next)
+                if job.label in self.models:
+                    continue  # served from the store already (a probe's model task)
+                if result["error"]:
+                    self.stats["models_failed"] += 1
+                    self.models[job.label] = model_row(job, None, False, result["error"], device=self.device_kind)
+                    self.update(self.stats)
+                    self.progress(f"model {job.label}: FAILED {result['error']}")
+                else:  # as in a serial run: the jobs after the first find the model stored
+                    self.model_done(job, result["meta"], result["from_cache"] or i > 0)
         elif kind == "cell":
             cell: Cell = item
             result = future.result() if error is None else {"status": "failed", "error": describe(error)}
@@ -511,6 +575,34 @@ class DaskRunner(Runner):
             numbers = future.result() if error is None else {"error": describe(error)}
             if numbers is not None:
                 self._probe_rows[probe_job.key] = numbers
+
+    def _transfer_stage(self, plan: Plan) -> None:
+        """The transfer pairs scored by tasks on the workers (their device: the client may have no
+        GPU), then the serial stage, which finds every pair stored and assembles the tables."""
+        from distributed import wait
+
+        client = self._client
+        if client is None:
+            super()._transfer_stage(plan)
+            return
+        ctx = self._context()
+        futures = []
+        for source in plan.transfer_sources:
+            info = self.store.dataset_info(source.model.dataset_key) or {}
+            classes = len(info.get("classes", [])) or None
+            for target in plan.transfer_targets(source.model.task):
+                stored = self.store.pair(pair_key(source.key, target.key)) is not None
+                if stored or self.store.model_meta(target.key) is None:
+                    continue
+                futures.append(client.submit(pair_task, ctx, source, target, classes, pure=False))
+        computed = 0
+        if futures:
+            wait(futures)  # type: ignore[no-untyped-call]
+            computed = sum(1 for f in futures if f.status == "finished" and f.result())
+        super()._transfer_stage(plan)  # a pair a task could not score is scored here, on the client
+        if "transfer_pairs_computed" in self.stats:
+            self.stats["transfer_pairs_computed"] += computed
+            self.stats["transfer_pairs_cached"] -= computed
 
     def _probe(self, plan: Plan) -> None:
         """The probes table: what the probe tasks computed, the rest from the store."""

@@ -297,6 +297,9 @@ class Runner:
         """
         import torch
 
+        from bench.core.devices import deterministic_cuda
+
+        deterministic_cuda()
         torch.use_deterministic_algorithms(True, warn_only=True)
         self._start = time.perf_counter()
         plan = self.plan()

@@ -39,7 +39,7 @@ def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
     device = torch.device(runner.device)
     rows: list[dict[str, Any]] = []
     dataset = None
-    for job in plan_models(matrix, runner.source):
+    for job in plan_models(matrix, runner.source, runner.device_kind):  # the run's keys: its device kind
         if dataset is None or dataset.key != job.dataset_key:
             dataset = obtain_dataset(job.task, runner.source, matrix.data, matrix.seed, store, job.dataset_key)
         ds = dataset
