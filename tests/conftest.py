@@ -50,13 +50,15 @@ def smoke_dataset(smoke: SmokeRun) -> Any:
 @pytest.fixture(scope="session")
 def smoke_models(smoke: SmokeRun, smoke_dataset: Any) -> dict[str, Any]:
     """Trained undefended smoke detectors by detector name (served from the cache)."""
+    import torch
+
     from bench.run.execute import obtain_model
     from bench.run.plan import plan_models
     from bench.run.store import Store
 
     out = {}
     for job in plan_models(smoke.matrix, _source()):
-        trained = obtain_model(job, smoke_dataset, smoke.matrix, Store(smoke.cache_dir))
+        trained = obtain_model(job, smoke_dataset, smoke.matrix, Store(smoke.cache_dir), device=torch.device("cpu"))
         assert trained.from_cache
         out[job.detector.name] = trained
     return out

@@ -11,8 +11,9 @@ system): atomically, under content keys, each computation holding its entry's cl
 workers (or two runs) computing one key is harmless. A task returns only a status; the client
 reads each finished cell from the store, assembles the tables in plan order and hands them to
 the sink, as the serial executor does. No number depends on the executor, the number of workers
-or the order in which tasks finish: every result is a function of its key's inputs alone (tests/
-test_distributed.py compares whole tables).
+or the order in which tasks finish: every result is a function of its key's inputs and of torch's
+thread count (tests/test_distributed.py compares whole tables; the thread count is an open point of
+docs/design.md: attacks can differ by a sample between thread counts).
 
 Faults: a worker that dies loses only the tasks it held; the scheduler reruns them elsewhere, up
 to ``distributed.scheduler.allowed-failures`` times (Dask's bound, 3 by default), and a task that
