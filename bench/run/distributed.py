@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from bench.core.errors import BenchError
 from bench.run.execute import Busy, Runner, describe, obtain_model
 from bench.run.plan import pair_key
-from bench.run.probes import UNBOUNDED_EPS, probe
+from bench.run.probes import probe
 from bench.run.scoring import score_images
 from bench.run.store import CellOutput, Store
 from bench.run.tables import model_row
@@ -613,15 +613,7 @@ class DaskRunner(Runner):
             job = item.model
             if self.models.get(job.label, {}).get("error"):
                 continue
-            base = {
-                "task": str(job.task),
-                "detector": str(job.detector),
-                "defense": str(job.defense),
-                "gradient": item.gradient,
-                "model": job.key,
-                "device": self.device_kind,
-                "error": "",
-            }
+            base = self.probe_base(item)
             numbers = self._probe_rows.get(item.key) or self.store.probe(item.key)
             if numbers is None:
                 continue
@@ -629,11 +621,7 @@ class DaskRunner(Runner):
                 rows.append({**base, "error": numbers["error"]})
                 self.progress(f"probe {job.label} ({item.gradient}): FAILED {numbers['error']}")
                 continue
-            self.progress(
-                f"probe {job.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
-                f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
-                f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
-            )
+            self.probe_done(item, numbers)
             rows.append({**base, **numbers})
         from bench.run.tables import probe_table
 

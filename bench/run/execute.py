@@ -516,15 +516,7 @@ class Runner:
             job = item.model
             if self.models.get(job.label, {}).get("error"):  # its training failed in this run
                 continue
-            base = {
-                "task": str(job.task),
-                "detector": str(job.detector),
-                "defense": str(job.defense),
-                "gradient": item.gradient,
-                "model": job.key,
-                "device": self.device_kind,
-                "error": "",
-            }
+            base = self.probe_base(item)
             numbers = self.store.probe(item.key)
             if numbers is None:
                 with self.store.claim("probe", item.key):
@@ -539,14 +531,31 @@ class Runner:
                             self.progress(f"probe {job.label} ({item.gradient}): FAILED {rows[-1]['error']}")
                             continue
                         self.store.put_probe(item.key, numbers)
-                self.progress(
-                    f"probe {job.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
-                    f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
-                    f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
-                )
+                self.probe_done(item, numbers)
             rows.append({**base, **numbers})
         self.probes = probe_table(rows)
         self.timings["probes"] = time.perf_counter() - start
+
+    def probe_base(self, item: ProbeJob) -> dict[str, Any]:
+        """The identifying columns of a probe's row."""
+        job = item.model
+        return {
+            "task": str(job.task),
+            "detector": str(job.detector),
+            "defense": str(job.defense),
+            "gradient": item.gradient,
+            "model": job.key,
+            "device": self.device_kind,
+            "error": "",
+        }
+
+    def probe_done(self, item: ProbeJob, numbers: dict[str, Any]) -> None:
+        """Say what a probe found."""
+        self.progress(
+            f"probe {item.model.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
+            f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
+            f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
+        )
 
     def _probe_numbers(self, job: ProbeJob, loaded: dict[str, tuple[Dataset, TrainedModel]]) -> dict[str, Any]:
         model = job.model
