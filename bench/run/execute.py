@@ -744,7 +744,7 @@ class Runner:
             # the file's name only: a local path would leak into committed references
             "matrix": {"file": Path(self.matrix.file).name, "builtin": self.matrix.builtin},
             "attacks_run": self._attacks_run,
-            "device": {"requested": self.matrix_device(), "used": self.device, "kind": self.device_kind},
+            "device": {"requested": self.matrix.device, "used": self.device, "kind": self.device_kind},
             "executor": self.describe_executor(),
             "images": {"source": self.source.label, "files": len(self.source.files), "digest": self.source.digest},
             "datasets": {str(t): self.datasets[str(t)] for t in self.matrix.tasks if str(t) in self.datasets},
@@ -752,9 +752,6 @@ class Runner:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "flags": flag_counts(tables.table),  # rows raising each trust flag (docs/flags.md)
         }
-
-    def matrix_device(self) -> str:
-        return str(getattr(self.matrix, "device", "auto"))
 
     def _finish(self) -> RunResult:
         self.timings["total_seconds"] = time.perf_counter() - self._start
