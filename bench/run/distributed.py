@@ -455,50 +455,55 @@ class DaskRunner(Runner):
         pending: dict[str, tuple[str, Any]] = {}  # future key -> (kind, model job, cell or probe job)
         futures: list[Future[Any]] = []
         models: dict[str, Future[Any]] = {}  # model key -> its task
-        for job in plan.models:
-            cells = plan.cells_of(job) if with_cells else ()
-            stored = {c.key: self.store.cell(c) for c in cells}
-            meta = self.store.model_meta(job.key)
-            missing = [c for c in cells if stored[c.key] is None]
-            self._dataset_info(job)
-            if meta is not None and not missing:  # served whole from the store, as in a serial run
-                self.stats["models_cached"] += 1
-                self.models[job.label] = model_row(job, meta, True, "", device=self.device_kind)
-                self.update(self.stats)
-            else:
-                self._task_dataset(job)  # built and stored here, before any worker needs it
-                model = models.get(job.key)
-                if model is None:  # one task per model key: input transforms share their model
-                    model = client.submit(
-                        model_task, ctx, job, key=f"model-{job.key}", pure=False, priority=PRIORITY["model"]
-                    )
-                    pending[str(model.key)] = ("model", [job])
-                    futures.append(model)
-                    models[job.key] = model
-                else:
-                    pending[str(model.key)][1].append(job)
-                for cell in missing:
-                    future = client.submit(
-                        cell_task, ctx, cell, model, key=f"cell-{cell.key}", pure=False, priority=PRIORITY["cell"]
-                    )
-                    pending[str(future.key)] = ("cell", cell)
-                    futures.append(future)
-            for cell in cells:
-                if stored[cell.key] is not None:
-                    self._serve_or_compute(cell, stored[cell.key], None, None)
-                    self.cell_done()
-        self._loaded = None  # the client holds no patches while it waits
-        if with_cells:
-            futures += self._submit_probes(plan, ctx, pending, models)
-        self.progress(f"{len(futures)} tasks submitted to the {self.cluster.describe()}")
-        done = as_completed(futures)  # type: ignore[no-untyped-call]
+        # Everything from the first submission on is inside the try: a Ctrl-C while the client
+        # still builds a later task's dataset, or while it reads a finished cell back, must
+        # still cancel the tasks and keep the cells the workers stored (tests/test_interrupt.py).
         try:
+            for job in plan.models:
+                cells = plan.cells_of(job) if with_cells else ()
+                stored = {c.key: self.store.cell(c) for c in cells}
+                meta = self.store.model_meta(job.key)
+                missing = [c for c in cells if stored[c.key] is None]
+                self._dataset_info(job)
+                if meta is not None and not missing:  # served whole from the store, as in a serial run
+                    self.stats["models_cached"] += 1
+                    self.models[job.label] = model_row(job, meta, True, "", device=self.device_kind)
+                    self.update(self.stats)
+                else:
+                    self._task_dataset(job)  # built and stored here, before any worker needs it
+                    model = models.get(job.key)
+                    if model is None:  # one task per model key: input transforms share their model
+                        model = client.submit(
+                            model_task, ctx, job, key=f"model-{job.key}", pure=False, priority=PRIORITY["model"]
+                        )
+                        pending[str(model.key)] = ("model", [job])
+                        futures.append(model)
+                        models[job.key] = model
+                    else:
+                        pending[str(model.key)][1].append(job)
+                    for cell in missing:
+                        future = client.submit(
+                            cell_task, ctx, cell, model, key=f"cell-{cell.key}", pure=False, priority=PRIORITY["cell"]
+                        )
+                        pending[str(future.key)] = ("cell", cell)
+                        futures.append(future)
+                for cell in cells:
+                    if stored[cell.key] is not None:
+                        self._serve_or_compute(cell, stored[cell.key], None, None)
+                        self.cell_done()
+            self._loaded = None  # the client holds no patches while it waits
+            if with_cells:
+                futures += self._submit_probes(plan, ctx, pending, models)
+            self.progress(f"{len(futures)} tasks submitted to the {self.cluster.describe()}")
+            done = as_completed(futures)  # type: ignore[no-untyped-call]
             for future in done:
-                kind, item = pending.pop(str(future.key))
+                kind, item = pending[str(future.key)]
                 self._finished(kind, item, future)
+                del pending[str(future.key)]  # only once recorded: an interruption inside collects it
         except BaseException:
-            client.cancel(list(futures))  # type: ignore[no-untyped-call]  # pending tasks; the finished are stored
             with contextlib.suppress(Exception):  # the run is ending: its own error is the one to report
+                client.cancel(list(futures))  # type: ignore[no-untyped-call]  # pending tasks; the finished are stored
+            with contextlib.suppress(Exception):
                 self._collect_stored(pending)
             raise
 

@@ -1,0 +1,60 @@
+"""A Ctrl-C at any moment of a Dask run keeps every cell a worker stored in the tables written on
+the way out.
+
+The slow test in test_distributed.py sends a real SIGINT to a `--workers 2` run; when it lands is
+up to the machine, and CI once caught the client just as it read the first finished cell back (the
+cell was taken off the pending list, the interruption came before its rows were recorded, and the
+run wrote no tables). Here the interruption is placed exactly there, on a cluster inside this
+process (its workers are threads, so the instant detector and attack registered here exist on
+them): the test fails if the cell being recorded is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from bench.inputs.matrix import parse_matrix
+from bench.outputs.formats import ResultsFolder
+from bench.run.distributed import Cluster, DaskRunner
+from bench.run.store import Store
+from tests import instant
+from tests.test_bookkeeping import instant_doc
+
+
+@pytest.fixture
+def address() -> Iterator[str]:
+    """A scheduler and one one-thread worker inside this process."""
+    from distributed import LocalCluster
+
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        yield str(cluster.scheduler_address)
+
+
+def test_an_interruption_while_a_cell_is_recorded_keeps_it(address: str, tmp_path: Path) -> None:
+    recorded: list[str] = []
+    with instant.detector_registered(), instant.registered():
+        runner = DaskRunner(
+            parse_matrix(instant_doc(3)),
+            cluster=Cluster(address=address),
+            threads=1,
+            store=Store(tmp_path / "cache"),
+            sink=ResultsFolder(tmp_path / "out"),
+        )
+
+        def interrupted(cell: Any, *args: Any, **kwargs: Any) -> None:
+            recorded.append(cell.key)  # the client read the cell back; Ctrl-C before its rows are kept
+            raise KeyboardInterrupt
+
+        runner.cell_computed = interrupted  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            runner.run()
+    assert recorded, "the run was not interrupted while recording a cell"
+    table = pd.read_parquet(tmp_path / "out" / "matrix.parquet")  # written on the way out
+    assert recorded[0] in set(table["cell"]), "the cell being recorded was lost"
