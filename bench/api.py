@@ -21,9 +21,8 @@ from bench.inputs.matrix import Matrix, load_matrix
 from bench.inputs.photos import builtin_source, folder_source
 from bench.outputs.figures import RUN_FIGURES, FigureOutput, make_figures
 from bench.outputs.formats import ResultsFolder, results_folder
-from bench.run.distributed import Cluster, DaskRunner, cluster_device_kind
+from bench.run.distributed import Cluster, DaskRunner, cluster_facts
 from bench.run.execute import Progress, Runner, RunResult, Update
-from bench.run.plan import make_plan
 from bench.run.store import Store
 
 MAX_WORKERS = 1024
@@ -98,6 +97,9 @@ def prepare(
     source = folder_source(images) if images is not None else builtin_source()
     folder = ResultsFolder(results_folder(results_dir, matrix.profile, None if images is None else source.label))
     cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / ".cache"
+    threads: int | None = None  # a serial run: this process's torch threads
+    if cluster is not None and cluster.workers:
+        threads = max(1, cpu_cores() // cluster.workers)  # N workers never oversubscribe the machine
     if cluster is None or cluster.embedded:  # the workers are on this machine: resolved here
         where = "--device" if device is not None else f"{matrix.file or 'matrix'}: device"
         used = str(resolve_device(matrix.device, where))
@@ -106,7 +108,7 @@ def prepare(
     else:  # the workers may have GPUs this machine lacks: asked of one of them
         if progress is not None:
             progress(f"asking a worker of the {cluster.describe()} which device {matrix.device!r} is there")
-        kind = cluster_device_kind(cluster, matrix.device)
+        kind, threads = cluster_facts(cluster, matrix.device)
         used = kind if matrix.device == "auto" else matrix.device
     free = min(check_writable(folder.folder, "--results"), check_writable(cache, "--cache-dir"))
     common = {
@@ -120,11 +122,11 @@ def prepare(
     }
     runner: Runner
     if cluster is None:
-        runner = Runner(matrix, **common)  # type: ignore[arg-type]
+        runner = Runner(matrix, threads=threads, **common)  # type: ignore[arg-type]
     else:
-        threads = max(1, cpu_cores() // cluster.workers) if cluster.workers else None
+        assert threads is not None
         runner = DaskRunner(matrix, cluster=cluster, threads=threads, **common)
-    needed = make_plan(matrix, source, device_kind(used)).disk_bytes()
+    needed = runner.plan().disk_bytes()
     if warn is not None and needed > free:
         warn(
             f"warning: {free / 1e6:,.0f} MB free where the results and the cache go; this matrix may write up to "

@@ -63,18 +63,20 @@ def sample(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     }
 
 
-def differing(a: Path, b: Path) -> dict[str, int]:
-    """Per table: the number of values (outside the timing columns) that differ."""
-    out = {}
+def differing(a: Path, b: Path) -> dict[str, Any]:
+    """Per table: the number of values (outside the timing columns) that differ, and by column.
+    Runs with different thread counts differ at least in ``threads`` and the cell keys."""
+    out: dict[str, Any] = {}
     for name in TIMINGS:
         if not (a / name).is_file():
             continue
         x, y = read(a, name), read(b, name)
         if x.shape != y.shape or list(x.columns) != list(y.columns):
-            out[name] = -1
+            out[name] = f"shapes differ: {x.shape} vs {y.shape}"
             continue
         same = (x == y) | (x.isna() & y.isna())
-        out[name] = int((~same).to_numpy().sum())
+        counts = (~same).sum()
+        out[name] = {"values": int(counts.sum()), "columns": {c: int(n) for c, n in counts.items() if n}}
     return out
 
 

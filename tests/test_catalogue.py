@@ -274,7 +274,7 @@ def _finished(folder: Path) -> None:
 
     folder.mkdir(parents=True)
     row = {
-        c: (0.5 if t == "float64" else 1 if t == "int64" else False if t == "bool" else "x")
+        c: (0.5 if t == "float64" else 1 if t in ("int64", "Int64") else False if t == "bool" else "x")
         for c, t in MATRIX_COLUMNS.items()
     }
     row.update(
@@ -282,7 +282,7 @@ def _finished(folder: Path) -> None:
     )
     conform(pd.DataFrame([row]), MATRIX_COLUMNS).to_parquet(folder / "matrix.parquet", index=False)
     model = {
-        c: (0.5 if t == "float64" else 1 if t == "int64" else False if t == "bool" else "x")
+        c: (0.5 if t == "float64" else 1 if t in ("int64", "Int64") else False if t == "bool" else "x")
         for c, t in MODEL_COLUMNS.items()
     }
     pd.DataFrame([{**model, "error": ""}]).to_csv(folder / "models.csv", index=False)
@@ -409,7 +409,7 @@ def test_a_full_disk_stops_the_run_with_one_line_keeping_finished_cells(tmp_path
     )
     (tmp_path / "m.toml").write_text(toml)
     matrix = load_matrix(tmp_path / "m.toml")
-    job = make_plan(matrix, builtin_source()).models[0]
+    job = make_plan(matrix, builtin_source(), threads=1).models[0]
     obtain_dataset(job.task, builtin_source(), matrix.data, matrix.seed, Store(tmp_path / "probe"), job.dataset_key)
     dataset = sum(p.stat().st_size for p in (tmp_path / "probe" / "datasets").iterdir())
     size = dataset // 1024 + 140  # KiB: the dataset, the model (~30 KiB) and a few cells (~35 KiB each)

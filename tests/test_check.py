@@ -178,3 +178,16 @@ def test_the_device_setting_is_noted_not_compared(tmp_path: Path) -> None:
     other = {"configuration": {**meta["configuration"], "device": "cpu", "seed": 1}}
     with pytest.raises(CannotCompare, match=r"configuration differs from the baseline's in seed$"):
         compare(baseline, Results(tmp_path, table, run=other), meta=meta)
+
+
+def test_the_thread_count_is_noted_not_compared(tmp_path: Path) -> None:
+    """A baseline records its cells' torch thread count; a run with another count is compared
+    statistically (its cells are other cells) and the difference is a note. A baseline from before
+    the count was recorded notes nothing."""
+    baseline, meta = read_baseline(REPO / "results" / "baseline" / "smoke.csv")
+    table = baseline.assign(error="")
+    for recorded, threads, note in ((None, 1, False), (2, 2, False), (2, 1, True)):
+        run = {"configuration": meta["configuration"], "host": {"torch_threads": threads}}
+        comparison = compare(baseline, Results(tmp_path, table, run=run), meta={**meta, "threads": recorded})
+        assert comparison.failed.empty
+        assert any("torch thread count differs from the baseline's: 2 -> 1" in n for n in comparison.notes) == note

@@ -1,11 +1,13 @@
 """The Dask executor gives the serial run's numbers, survives a killed worker, stops on Ctrl-C, and
 leaves no process behind.
 
-The smoke matrix runs serially (the session's ``smoke`` fixture), on an embedded cluster of two
-workers (``--workers 2``) and on a cluster this test starts from the ``dask scheduler`` / ``dask
-worker`` commands on the loopback address (``--scheduler``): every table is equal in every column
-but timings, and ``bench check`` passes against the committed baseline for each. Each run is
-cold (its own cache), so nothing is shared but the code.
+The smoke matrix runs serially, on an embedded cluster of two workers (``--workers 2``) and on a
+cluster this test starts from the ``dask scheduler`` / ``dask worker`` commands on the loopback
+address (``--scheduler``): every table is equal in every column but timings, and ``bench check``
+passes against the committed baseline for each. Each run is cold (its own cache), so nothing is
+shared but the code. All three have the same torch thread count per cell (THREADS: what two
+embedded workers get here), which is in the cell keys and the tables: the serial run is given it
+with OMP_NUM_THREADS, the cluster's workers through their Dask config.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ TIMINGS = {  # columns that hold times (or whether the cache served a result), n
 }
 
 
+THREADS = max(1, len(os.sched_getaffinity(0)) // 2)  # torch threads of a task of `--workers 2`
+
+
 def read(folder: Path, name: str) -> pd.DataFrame:
     path = folder / name
     frame = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path, keep_default_na=False)
@@ -59,6 +64,15 @@ def smoke_args(folder: Path) -> list[str]:
     return ["run", "--profile", "smoke", "--results", str(folder), "--cache-dir", str(folder / "cache"), "-q"]
 
 
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke matrix run serially, cold, with THREADS torch threads; its results folder."""
+    folder = tmp_path_factory.mktemp("serial")
+    done = bench(*smoke_args(folder), env={**os.environ, "OMP_NUM_THREADS": str(THREADS)}, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "smoke"
+
+
 def check(folder: Path) -> None:
     done = bench("check", "--baseline", str(BASELINE), str(folder))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -67,15 +81,16 @@ def check(folder: Path) -> None:
 
 @pytest.fixture
 def dask_cluster(tmp_path: Path) -> Iterator[Path]:
-    """A scheduler and two one-thread workers on 127.0.0.1, started with the ``dask`` commands;
-    the scheduler file to connect with."""
+    """A scheduler and two workers on 127.0.0.1 (one task slot and two), started with the ``dask``
+    commands, their torch threads THREADS; the scheduler file to connect with."""
     file = tmp_path / "scheduler.json"
     config = tmp_path / "dask-config"  # the README's advice: no MALLOC_TRIM_THRESHOLD_ in the workers
     config.mkdir()
     (config / "distributed.yaml").write_text(
         "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n"
     )
-    env = {**os.environ, "DASK_CONFIG": str(config)}
+    # an exported OMP_NUM_THREADS wins over the nanny's default of 1 (as in the README's SLURM recipe)
+    env = {**os.environ, "DASK_CONFIG": str(config), "OMP_NUM_THREADS": str(THREADS)}
     dask = [sys.executable, "-m", "dask"]
     procs = [
         subprocess.Popen(
@@ -106,8 +121,9 @@ def dask_cluster(tmp_path: Path) -> Iterator[Path]:
                 proc.kill()
 
 
-def test_workers_and_an_existing_cluster_give_the_serial_tables(smoke, dask_cluster: Path, tmp_path: Path) -> None:
-    serial = smoke.results_dir / "smoke"
+def test_workers_and_an_existing_cluster_give_the_serial_tables(
+    serial: Path, dask_cluster: Path, tmp_path: Path
+) -> None:
     check(serial)
     local = tmp_path / "local"
     done = bench(*smoke_args(local), "--workers", "2", timeout=1800)
@@ -115,8 +131,8 @@ def test_workers_and_an_existing_cluster_give_the_serial_tables(smoke, dask_clus
     assert_same_tables(serial, local / "smoke")
     check(local / "smoke")
     info = json.loads((local / "smoke" / "run.json").read_text())
-    threads = max(1, len(os.sched_getaffinity(0)) // 2)
-    assert info["executor"] == {"kind": "dask", "cluster": "local", "workers": 2, "torch_threads_per_task": threads}
+    assert info["executor"] == {"kind": "dask", "cluster": "local", "workers": 2, "torch_threads_per_task": THREADS}
+    assert info["host"]["torch_threads"] == THREADS
 
     address = json.loads(dask_cluster.read_text())["address"]
     remote = tmp_path / "remote"
@@ -124,7 +140,8 @@ def test_workers_and_an_existing_cluster_give_the_serial_tables(smoke, dask_clus
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_tables(serial, remote / "smoke")
     check(remote / "smoke")
-    assert json.loads((remote / "smoke" / "run.json").read_text())["executor"]["cluster"] == "existing"
+    info = json.loads((remote / "smoke" / "run.json").read_text())
+    assert info["executor"]["cluster"] == "existing" and info["host"]["torch_threads"] == THREADS
 
 
 def _descendants(proc: psutil.Process) -> list[psutil.Process]:
@@ -184,7 +201,7 @@ def _wait_for_cells(cache: Path, count: int, proc: subprocess.Popen[str], timeou
     raise AssertionError(f"fewer than {count} cells stored before the run ended or the time ran out")
 
 
-def test_a_killed_worker_loses_only_its_tasks(smoke, tmp_path: Path) -> None:
+def test_a_killed_worker_loses_only_its_tasks(serial: Path, tmp_path: Path) -> None:
     folder = tmp_path / "killed"
     proc, parent = _start_run(folder)
     seen: list[psutil.Process] = []
@@ -203,7 +220,7 @@ def test_a_killed_worker_loses_only_its_tasks(smoke, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
-    assert_same_tables(smoke.results_dir / "smoke", folder / "smoke")
+    assert_same_tables(serial, folder / "smoke")
     assert not _alive(seen), [p.pid for p in _alive(seen)]
 
 
@@ -246,7 +263,7 @@ def test_input_transforms_share_their_model_on_dask(tmp_path: Path) -> None:
     for name, extra in (("serial", []), ("local", ["--workers", "2"])):
         folders[name] = tmp_path / name
         args = ["run", "--matrix", str(matrix), "--results", str(folders[name]), "-q", *extra]
-        done = bench(*args, timeout=900)
+        done = bench(*args, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)}, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
     assert_same_tables(folders["serial"] / "tiny", folders["local"] / "tiny")
     models = pd.read_csv(folders["local"] / "tiny" / "models.csv")

@@ -63,7 +63,7 @@ def _table(*rows: dict) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for column, dtype in MATRIX_COLUMNS.items():
         if column not in frame and column not in DERIVED:
-            frame[column] = 0 if dtype == "int64" else (np.nan if dtype == "float64" else "")
+            frame[column] = {"int64": 0, "Int64": pd.NA, "float64": np.nan}.get(dtype, "")
     return conform(frame, MATRIX_COLUMNS)
 
 

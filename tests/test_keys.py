@@ -35,7 +35,7 @@ from detectors import DETECTORS
 families = {"tasks": TASKS, "detectors": DETECTORS, "defenses": DEFENSES, "attacks": ATTACKS}
 doc = {name: registry.names() for name, registry in families.items()}
 doc.update(seed=0, n_samples=10, epsilons_255=[1, 2])
-plan = make_plan(parse_matrix(doc), builtin_source())
+plan = make_plan(parse_matrix(doc), builtin_source(), threads=1)
 print(json.dumps({
     "dataset": {job.label: job.dataset_key for job in plan.models},
     "model": {job.label: job.key for job in plan.models},

@@ -96,6 +96,7 @@ def _row(
         "cell": f"{detector}{defense}{attack}{gradient}",
         "model": f"{detector}{defense}",
         "device": "cpu",
+        "threads": 1,
         "error": "",
         "flags": ",".join(flags),
         **{f"flag_{name}": name in flags for name in FLAG_NAMES},
@@ -138,6 +139,7 @@ def _model(detector: str, defense: str, accuracy: int = 900, *, task: str = "med
         "from_cache": False,
         "model": f"{detector}{defense}",
         "device": "cpu",
+        "threads": 1,
         "error": "",
     }
 
@@ -208,6 +210,7 @@ def make_folder(
                 "source_cell": "c",
                 "target_model": "m",
                 "device": "cpu",
+                "threads": 1,
             }
             for e in EPSILONS
             for source in DETECTORS

@@ -221,14 +221,17 @@ def test_cell_keys_depend_on_content_not_order(tmp_path: Path) -> None:
     from bench.run.plan import make_plan
 
     source = builtin_source()
-    a = {c.label: c.key for c in make_plan(parse_matrix(_tiny()), source).cells}
-    b = {c.label: c.key for c in make_plan(parse_matrix(_tiny(attacks=["art.fgsm", "foolbox.fgsm"])), source).cells}
+    a = {c.label: c.key for c in make_plan(parse_matrix(_tiny()), source, threads=1).cells}
+    b = {
+        c.label: c.key
+        for c in make_plan(parse_matrix(_tiny(attacks=["art.fgsm", "foolbox.fgsm"])), source, threads=1).cells
+    }
     assert a == b
-    c = {c.label: c.key for c in make_plan(parse_matrix(_tiny(epsilons_255=[1, 2])), source).cells}
+    c = {c.label: c.key for c in make_plan(parse_matrix(_tiny(epsilons_255=[1, 2])), source, threads=1).cells}
     assert set(a.values()).isdisjoint(c.values())
     m = parse_matrix(_tiny())
-    d = make_plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=5e-4)), source).cells
-    assert {x.model_key for x in d}.isdisjoint({x.model_key for x in make_plan(m, source).cells})
+    d = make_plan(dataclasses.replace(m, training=dataclasses.replace(m.training, lr=5e-4)), source, threads=1).cells
+    assert {x.model_key for x in d}.isdisjoint({x.model_key for x in make_plan(m, source, threads=1).cells})
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ def test_the_tables_intervals_are_the_wilson_intervals_of_the_counts(n: int) -> 
     rng = np.random.default_rng(n)
     made = [_cell(rng, f"cell{i}", n) for i in range(3)]
     rows = [pd.DataFrame([row]) for row, _ in made]
-    tables = assemble(rows, [s for _, s in made], [], None, {"median3": {"classes": CLASSES}})
+    tables = assemble(rows, [s for _, s in made], [], None, {"median3": {"classes": CLASSES}}, threads=1)
     table = tables.table[tables.table["attack"] != "ensemble"].set_index("cell")
     assert set(MATRIX_COLUMNS) <= set(tables.table.columns)
     for _, samples in made:
@@ -131,7 +131,7 @@ def test_without_a_known_manipulated_class_tpr_and_tnr_get_no_interval() -> None
     """A binary task whose dataset description is missing (positive class unknown) must not count
     every sample as pristine: its tpr / tnr intervals stay NaN, the others are computed."""
     made = [_cell(np.random.default_rng(1), "cell0", 50)]
-    tables = assemble([pd.DataFrame([made[0][0]])], [made[0][1]], [], None, {"median3": None})
+    tables = assemble([pd.DataFrame([made[0][0]])], [made[0][1]], [], None, {"median3": None}, threads=1)
     row = tables.table[tables.table["attack"] != "ensemble"].iloc[0]
     assert np.isnan([row["tpr_low"], row["tpr_high"], row["tnr_low"], row["tnr_high"]]).all()
     low, high = wilson(int(made[0][1]["adv_correct"].sum()), 50)

@@ -9,7 +9,6 @@ import pytest
 from bench.core.schema import TRANSFER_COLUMNS
 from bench.outputs.formats import read_examples
 from bench.run.execute import Runner
-from bench.run.plan import make_plan
 from bench.run.scoring import Scores, score_images
 from bench.run.store import Store
 from bench.run.transfer import pick_examples
@@ -56,7 +55,7 @@ def test_white_box_diagonal_reproduces_the_attacks_own_8bit_rows(smoke) -> None:
 def test_transfer_pairs_are_cached(smoke) -> None:
     runner = Runner(smoke.matrix, store=Store(smoke.cache_dir))
     before = pd.read_parquet(smoke.results_dir / "smoke" / "transfer.parquet")
-    runner._transfer(make_plan(smoke.matrix, runner.source))
+    runner._transfer(runner.plan())
     assert runner.stats["transfer_pairs_computed"] == 0 and runner.stats["transfer_pairs_cached"] == 4
     assert runner.transfer is not None
     pd.testing.assert_frame_equal(runner.transfer, before)

@@ -24,6 +24,7 @@ __all__ = [
     "MODEL_COLUMNS",
     "PROBE_COLUMNS",
     "SAMPLE_COLUMNS",
+    "THREADS",
     "TRANSFER_COLUMNS",
     "conform",
     "conform_probes",
@@ -62,7 +63,7 @@ def _matrix_columns() -> dict[str, str]:
         if name in INTERVAL_RATES:
             out.update({f"{name}_low": "float64", f"{name}_high": "float64"})
         if name == "model":
-            out["device"] = "string"
+            out[DEVICE], out[THREADS] = "string", "Int64"
     out["flags"] = "string"
     out.update({f"flag_{name}": "bool" for name in FLAG_NAMES})
     return out
@@ -73,9 +74,15 @@ def _matrix_columns() -> dict[str, str]:
 # lack it; its key holds the kind - and a table written before the column existed reads as "cpu".
 DEVICE = "device"
 
+# Every table of a run (matrix, samples, models, probes, transfer) has a ``threads`` column too: torch's intra-op thread count of the run's cells, probes
+# and transfer pairs (in their keys: attack results depend on it, docs/design.md "Thread count");
+# the models table has the trainings' (TRAINING_THREADS). A table written before the column
+# existed reads it as missing (<NA>): its count was not recorded.
+THREADS = "threads"
+
 # samples.parquet: one row per (cell, epsilon, test sample); a cell's own rows (bench/core/columns.py)
 # and the run's device kind.
-SAMPLE_COLUMNS: dict[str, str] = {**CELL_SAMPLE_COLUMNS, DEVICE: "string"}
+SAMPLE_COLUMNS: dict[str, str] = {**CELL_SAMPLE_COLUMNS, DEVICE: "string", THREADS: "Int64"}
 
 # matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, gradient, epsilon,
 # quantized, postprocess), plus one `ensemble` row per (task, detector, defense, norm, epsilon,
@@ -100,6 +107,7 @@ MODEL_COLUMNS: dict[str, str] = {
     "from_cache": "bool",
     "model": "string",
     "device": "string",
+    "threads": "Int64",  # torch threads of the training (TRAINING_THREADS)
     "error": "string",
 }
 
@@ -126,6 +134,7 @@ PROBE_COLUMNS: dict[str, str] = {
     "seconds": "float64",  # probe time (when it was computed; also reported when served from the cache)
     "model": "string",
     "device": "string",
+    "threads": "Int64",
     "error": "string",  # empty when the probe ran
 }
 
@@ -155,6 +164,7 @@ TRANSFER_COLUMNS: dict[str, str] = {
     "source_cell": "string",  # cache keys
     "target_model": "string",
     "device": "string",
+    "threads": "Int64",
 }
 
 

@@ -16,7 +16,9 @@ recorded counts (k = round(rate x n)):
   differs, when a cell is missing on either side, when ``n`` differs, or when a file is not a
   baseline. The ``device`` setting is not compared but noted, like versions: another device is
   another machine's arithmetic, which the tolerance is for (a baseline written before the
-  setting existed reads as ``auto``, its default).
+  setting existed reads as ``auto``, its default). So is the torch thread count of the cells
+  (``threads`` in the baseline's JSON, run.json ``host.torch_threads``): attacks can differ by a
+  sample between counts, which the tolerance also covers.
 
 The runs are deterministic for a fixed seed, so an unchanged tree reproduces the baseline
 exactly; the tolerance is for other machines and library versions.
@@ -98,6 +100,9 @@ def compare(
     if config and run_config and config != run_config:
         diff = sorted(k for k in set(config) | set(run_config) if config.get(k) != run_config.get(k))
         raise CannotCompare(f"{results.folder}: configuration differs from the baseline's in {', '.join(diff)}")
+    threads = (meta.get("threads"), results.run.get("host", {}).get("torch_threads"))
+    if None not in threads and threads[0] != threads[1]:  # in the cell keys: other cells, compared as such
+        notes.append(f"torch thread count differs from the baseline's: {threads[0]} -> {threads[1]}")
     versions, run_versions = meta.get("versions", {}), results.run.get("versions", {})
     differ = sorted(k for k in set(versions) & set(run_versions) if versions[k] != run_versions[k])
     if differ:

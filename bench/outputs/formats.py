@@ -39,6 +39,7 @@ from bench.core.schema import (
     MATRIX_COLUMNS,
     MODEL_COLUMNS,
     SAMPLE_COLUMNS,
+    THREADS,
     TRANSFER_COLUMNS,
 )
 
@@ -169,7 +170,7 @@ def check_table(frame: pd.DataFrame, columns: dict[str, str], path: Path, requir
     if missing:
         raise BenchError(f"{path}: lacks the columns {', '.join(missing)}; damaged, or not written by this suite")
     for column, dtype in columns.items():
-        if column not in frame.columns or dtype not in ("float64", "int64"):
+        if column not in frame.columns or dtype not in ("float64", "int64", "Int64"):
             continue
         values = pd.to_numeric(frame[column], errors="coerce")
         if (values.isna() & frame[column].notna()).any():
@@ -289,6 +290,8 @@ def _read_table(
         raise BenchError(f"{path}: unreadable ({type(err).__name__}); damaged, or not written by this suite") from None
     if DEVICE in columns and DEVICE not in frame.columns:  # written before the column existed: CPU runs
         frame[DEVICE] = "cpu"
+    if THREADS in columns and THREADS not in frame.columns:  # written before the column existed: not recorded
+        frame[THREADS] = pd.array([pd.NA] * len(frame), dtype="Int64")
     check_table(frame, columns, path, required)
     return frame
 
@@ -483,7 +486,7 @@ def _schema_frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return frame[list(columns)].astype(columns).reset_index(drop=True)
 
 
-_BY_DTYPE: dict[str, Any] = {"float64": float("nan"), "string": "", "int64": 0, "bool": False}
+_BY_DTYPE: dict[str, Any] = {"float64": float("nan"), "string": "", "int64": 0, "bool": False, "Int64": pd.NA}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -548,6 +551,7 @@ def write_baseline(results: Results | str | Path, path: str | Path) -> tuple[Pat
         "source": str(results.folder),
         "configuration": results.run.get("configuration", {}),
         "versions": results.run.get("versions", {}),
+        "threads": results.run.get("host", {}).get("torch_threads"),  # the cells' (noted by check)
     }
     atomic_write_text(path, frame.to_csv(index=False))
     atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")

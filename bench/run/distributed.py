@@ -11,9 +11,9 @@ system): atomically, under content keys, each computation holding its entry's cl
 workers (or two runs) computing one key is harmless. A task returns only a status; the client
 reads each finished cell from the store, assembles the tables in plan order and hands them to
 the sink, as the serial executor does. No number depends on the executor, the number of workers
-or the order in which tasks finish: every result is a function of its key's inputs and of torch's
-thread count (tests/test_distributed.py compares whole tables; the thread count is an open point of
-docs/design.md: attacks can differ by a sample between thread counts).
+or the order in which tasks finish: every result is a function of its key's inputs, torch's thread
+count of a cell among them (every task sets the run's count; tests/test_distributed.py compares
+whole tables with a serial run of the same count; docs/design.md, "Thread count").
 
 Faults: a worker that dies loses only the tasks it held; the scheduler reruns them elsewhere, up
 to ``distributed.scheduler.allowed-failures`` times (Dask's bound, 3 by default), and a task that
@@ -140,13 +140,13 @@ def dask_setup(worker: Any) -> None:
 @dataclass(frozen=True)
 class Context:
     """What every task needs, sent with it: the matrix, the shared store's folder, the device,
-    the torch threads of a task (None: what the worker process has; Dask starts its workers with
-    OMP_NUM_THREADS=1) and, on an embedded cluster, the machine's CPUs (None elsewhere)."""
+    the torch threads of a cell, probe or pair task (the run's: in their keys) and, on an embedded
+    cluster, the machine's CPUs (None elsewhere)."""
 
     matrix: Matrix
     cache: str
     device: str
-    threads: int | None
+    threads: int
     cpus: int | None = None
     run: str = ""  # names the run's CPU semaphore on the scheduler
 
@@ -209,7 +209,7 @@ def _setup(ctx: Context) -> tuple[Store, torch.device]:
 
     from bench.core.devices import deterministic_cuda
 
-    if ctx.threads is not None and torch.get_num_threads() != ctx.threads:
+    if torch.get_num_threads() != ctx.threads:
         torch.set_num_threads(ctx.threads)
     if "MALLOC_TRIM_THRESHOLD_" in os.environ and "malloc" not in _LOADED.warned:
         _LOADED.warned.add("malloc")
@@ -311,7 +311,7 @@ def _cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any
     store, device = _setup(ctx)
     if store.cell(cell) is not None:  # computed before this task ran (an earlier attempt, another run)
         return {"status": "cached", "error": "", "seconds": 0.0}
-    with store.claim("cell", cell.key), _cpus(ctx, ctx.threads or 1):
+    with store.claim("cell", cell.key), _cpus(ctx, ctx.threads):
         if store.cell(cell) is not None:
             return {"status": "cached", "error": "", "seconds": 0.0}
         dataset, trained = _model(ctx, store, cell.model, device)
@@ -334,7 +334,7 @@ def _probe_task(ctx: Context, item: ProbeJob, model: dict[str, Any]) -> dict[str
     if model["error"]:
         return None
     store, device = _setup(ctx)
-    with store.claim("probe", item.key), _cpus(ctx, ctx.threads or 1):
+    with store.claim("probe", item.key), _cpus(ctx, ctx.threads):
         numbers = store.probe(item.key)
         if numbers is None:
             dataset, trained = _model(ctx, store, item.model, device)
@@ -363,7 +363,7 @@ def pair_task(ctx: Context, source: Cell, target: ModelJob, classes: int | None)
     with _ONE_TASK:
         store, device = _setup(ctx)
         key = pair_key(source.key, target.key)
-        with store.claim("pair", key), _cpus(ctx, ctx.threads or 1):
+        with store.claim("pair", key), _cpus(ctx, ctx.threads):
             if store.pair(key) is not None:
                 return False
             images = store.cell_images(source.key)
@@ -378,11 +378,18 @@ def pair_task(ctx: Context, source: Cell, target: ModelJob, classes: int | None)
         return True
 
 
-def device_kind_task(device: str) -> str:
-    """The device kind a worker resolves ``device`` to (``auto`` on a GPU worker: cuda)."""
+def worker_facts_task(device: str) -> tuple[str, int]:
+    """The device kind a worker resolves ``device`` to (``auto`` on a GPU worker: cuda) and the
+    torch threads its process was started with: its OMP_NUM_THREADS (a nanny's worker: 1 unless the
+    environment exports another), else torch's default (a ``--no-nanny`` worker: its cores). Not the
+    current count, which an earlier run's tasks set."""
+    import torch
+
     from bench.core.devices import device_kind, resolve_device
 
-    return device_kind(resolve_device(device))
+    configured = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(configured) if configured.isdigit() and int(configured) > 0 else torch.get_num_threads()
+    return device_kind(resolve_device(device)), threads
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -391,9 +398,10 @@ def device_kind_task(device: str) -> str:
 class DaskRunner(Runner):
     """The runner with its models, cells and probes as tasks on a Dask cluster (``cluster``).
 
-    ``threads``: torch threads per task for an embedded cluster (the CLI gives ``cores // N``,
-    so N workers never oversubscribe the machine); None on an existing cluster (what the worker
-    process has: Dask starts workers with OMP_NUM_THREADS=1, one thread per task slot). Training
+    ``threads``: torch threads of every cell, probe and pair task, set in each (they are in the
+    keys): ``cores // N`` on an embedded cluster of N workers, so that they never oversubscribe the
+    machine; on an existing cluster what a worker process has (:func:`cluster_facts`; Dask starts
+    its workers with OMP_NUM_THREADS=1, one thread per task slot). Training
     always runs on TRAINING_THREADS threads (bench/run/training.py), whatever the worker has:
     trained weights depend on it. On an embedded cluster the tasks share the machine's CPUs
     through a semaphore (:func:`_cpus`), so a training has them to itself.
@@ -401,10 +409,9 @@ class DaskRunner(Runner):
 
     executor = "dask"
 
-    def __init__(self, matrix: Matrix, *, cluster: Cluster, threads: int | None = None, **kwargs: Any) -> None:
-        super().__init__(matrix, **kwargs)
+    def __init__(self, matrix: Matrix, *, cluster: Cluster, threads: int, **kwargs: Any) -> None:
+        super().__init__(matrix, threads=threads, **kwargs)
         self.cluster = cluster
-        self.threads = threads
         self._client: Client | None = None
         self._probe_rows: dict[str, dict[str, Any]] = {}
         self._workers_seen = 0
@@ -427,7 +434,7 @@ class DaskRunner(Runner):
 
     @contextlib.contextmanager
     def _connected(self) -> Iterator[None]:
-        with self.cluster.client(self.threads or 1) as client:
+        with self.cluster.client(self.threads) as client:
             self._client = client
             client.subscribe_topic(TOPIC, lambda event: self.progress(str(event[1])))  # type: ignore[no-untyped-call]
             client.subscribe_topic(WARNING, lambda event: self.warn(str(event[1])))  # type: ignore[no-untyped-call]
@@ -634,11 +641,13 @@ class DaskRunner(Runner):
         self.timings["probes"] = time.perf_counter() - start
 
 
-def cluster_device_kind(cluster: Cluster, device: str) -> str:
-    """The device kind the workers of an existing cluster resolve ``device`` to (asked of one
-    worker: the client may be a login node without the workers' GPUs)."""
+def cluster_facts(cluster: Cluster, device: str) -> tuple[str, int]:
+    """The device kind the workers of an existing cluster resolve ``device`` to and their torch
+    threads, asked of one worker (the client may be a login node without the workers' GPUs and
+    with other cores). Every task then sets that thread count: a run's cells have one count."""
     with cluster.client(1) as client:
-        return str(client.submit(device_kind_task, device, pure=False).result())
+        kind, threads = client.submit(worker_facts_task, device, pure=False).result()
+        return str(kind), int(threads)
 
 
-__all__ = ["Cluster", "Context", "DaskRunner", "cell_task", "cluster_device_kind", "model_task", "probe_task"]
+__all__ = ["Cluster", "Context", "DaskRunner", "cell_task", "cluster_facts", "model_task", "probe_task"]

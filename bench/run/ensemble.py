@@ -81,6 +81,7 @@ def ensemble_rows(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[str
                 "cell": digest("ensemble", sorted(group["cell"])),
                 "model": str(group["model"].iloc[0]),
                 "device": str(group["device"].iloc[0]),
+                "threads": group["threads"].iloc[0],
                 "error": "",
             }
         )

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bench.attacks import attack_class
-from bench.core.schema import DEVICE, MATRIX_COLUMNS, TRANSFER_COLUMNS, conform
+from bench.core.schema import DEVICE, MATRIX_COLUMNS, THREADS, TRANSFER_COLUMNS, conform
 from bench.core.versions import versions
 from bench.inputs.data import build_dataset
 from bench.inputs.photos import ImageSource, builtin_source
@@ -41,6 +41,7 @@ from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.scoring import Scores, score_images
 from bench.run.store import CellOutput, Store
 from bench.run.tables import Tables, assemble, model_row, probe_table
+from bench.run.threads import torch_threads
 from bench.run.training import TRAINING_THREADS, ModelMeta, TrainedModel, build_detector, train
 from bench.run.transfer import example_entry, transfer_rows
 from detectors import create_detector
@@ -246,14 +247,20 @@ class Runner:
         progress: Progress | None = None,
         warn: Progress | None = None,
         device: str = "cpu",
+        threads: int | None = None,
         update: Update | None = None,
         refresh_seconds: float = 5.0,
     ) -> None:
+        import torch
+
         from bench.core.devices import device_kind
 
         self.matrix = matrix
         self.device = device
         self.device_kind = device_kind(device)
+        # torch threads of every cell, probe and transfer pair: in their keys and the tables' threads
+        # column (None: this process's count, which OMP_NUM_THREADS sets; training has its own)
+        self.threads = threads if threads is not None else torch.get_num_threads()
         self.update = update or (lambda _: None)
         self.refresh_seconds = refresh_seconds
         self.refreshes = 0  # tables handed to the sink (tests check it stays small)
@@ -308,9 +315,10 @@ class Runner:
         self.stats["cells"], self.stats["models"] = len(plan.cells), len(plan.models)
         self.progress(f"{len(plan.cells)} cells")
         try:
-            self._models_and_cells(plan)
-            self._probe(plan)
-            self._transfer(plan)
+            with torch_threads(self.threads):  # the count in the keys (training sets its own)
+                self._models_and_cells(plan)
+                self._probe(plan)
+                self._transfer(plan)
         except BaseException:
             if self.rows:  # the tables of the finished cells, if the disk still takes them
                 with contextlib.suppress(OSError):
@@ -331,7 +339,7 @@ class Runner:
 
     def plan(self) -> Plan:
         """The plan this runner carries out (the matrix on its images, for its device kind)."""
-        return make_plan(self.matrix, self.source, self.device_kind)
+        return make_plan(self.matrix, self.source, self.device_kind, threads=self.threads)
 
     @property
     def torch_device(self) -> torch.device:
@@ -546,6 +554,7 @@ class Runner:
             "gradient": item.gradient,
             "model": job.key,
             "device": self.device_kind,
+            "threads": self.threads,
             "error": "",
         }
 
@@ -640,7 +649,8 @@ class Runner:
                 rows += transfer_rows(source, target, images, own, scores)
             if own is not None:
                 examples.append(example_entry(source, classes, images, own))
-        frame = pd.DataFrame(rows, columns=[c for c in TRANSFER_COLUMNS if c != DEVICE]).assign(device=self.device_kind)
+        columns = [c for c in TRANSFER_COLUMNS if c not in (DEVICE, THREADS)]
+        frame = pd.DataFrame(rows, columns=columns).assign(device=self.device_kind, threads=self.threads)
         self.transfer = conform(frame, TRANSFER_COLUMNS)
         if self.sink is not None:
             self.sink.write_transfer(self.transfer, examples)
@@ -678,6 +688,7 @@ class Runner:
             self.probes,
             self.datasets,
             device=self.device_kind,
+            threads=self.threads,
         )
 
     def _gathered(self, plan: Plan) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
@@ -737,7 +748,7 @@ class Runner:
                 # the vector instructions torch's CPU kernels use: numbers may differ between these
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),  # attacks and probes
+                "torch_threads": self.threads,  # cells, probes and transfer pairs (in their keys)
                 "training_threads": TRAINING_THREADS,  # every training (bench/run/training.py)
             },
             "configuration": self.matrix.to_dict(),

@@ -107,6 +107,7 @@ class Plan:
     models: tuple[ModelJob, ...]
     cells: tuple[Cell, ...]
     probes: tuple[ProbeJob, ...]
+    threads: int  # torch threads of every cell, probe and transfer pair (part of their keys)
     device: str = "cpu"  # the device kind the models are trained and attacked on (part of their keys)
 
     @cached_property
@@ -180,8 +181,14 @@ def model_key(
     )
 
 
-def cell_key(model: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix) -> str:
-    """Content hash of everything that determines a cell's numbers."""
+def cell_key(model: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix, *, threads: int) -> str:
+    """Content hash of everything that determines a cell's numbers.
+
+    ``threads``: torch's intra-op thread count the cell runs with. The attacks' gradients are sums
+    whose order follows the threads' split of the work; a last-bit difference can move an iterate
+    across a decision boundary, and a cell of the default matrix differs between 1 and 2 threads
+    (docs/design.md, "Thread count"). So the count is in the key, and in the ``threads`` column.
+    """
     return digest(
         "cell",
         model,
@@ -195,11 +202,12 @@ def cell_key(model: str, defense: Spec, attack: Spec, gradient: str, matrix: Mat
         matrix.n_samples,
         matrix.seed,
         fingerprint(STAGES["cell"]),
+        threads,
     )
 
 
-def probe_key(model: str, defense: Spec, gradient: str, matrix: Matrix) -> str:
-    """Content hash of everything that determines a model's probe."""
+def probe_key(model: str, defense: Spec, gradient: str, matrix: Matrix, *, threads: int) -> str:
+    """Content hash of everything that determines a model's probe (``threads``: as for a cell)."""
     return digest(
         "probe",
         model,
@@ -209,6 +217,7 @@ def probe_key(model: str, defense: Spec, gradient: str, matrix: Matrix) -> str:
         matrix.n_samples,
         matrix.seed,
         fingerprint(STAGES["probe"]),
+        threads,
     )
 
 
@@ -242,10 +251,12 @@ def plan_models(matrix: Matrix, source: ImageSource, device: str = "cpu") -> tup
     return tuple(jobs)
 
 
-def make_plan(matrix: Matrix, source: ImageSource, device: str = "cpu") -> Plan:
-    """The plan of a matrix on an image source for a device kind ("cpu", "cuda"): nothing is
-    computed but keys. Cells, probes and transfer pairs hang off the model keys, so the device
-    kind reaches every key through them."""
+def make_plan(matrix: Matrix, source: ImageSource, device: str = "cpu", *, threads: int) -> Plan:
+    """The plan of a matrix on an image source for a device kind ("cpu", "cuda") and the torch
+    threads of a cell (``threads``): nothing is computed but keys. Cells, probes and transfer pairs
+    hang off the model keys, so the device kind reaches every key through them; the thread count
+    enters the cells' and probes' keys (a pair's key holds its source cell's). Training always has
+    TRAINING_THREADS (bench/run/training.py): model keys hold no thread count."""
     models = plan_models(matrix, source, device)
     keep = images_attack(matrix)
     cells = tuple(
@@ -254,7 +265,7 @@ def make_plan(matrix: Matrix, source: ImageSource, device: str = "cpu") -> Plan:
             attack,
             gradient,
             attack_for(attack, gradient),
-            cell_key(job.key, job.defense, attack, gradient, matrix),
+            cell_key(job.key, job.defense, attack, gradient, matrix, threads=threads),
             keeps_images=attack == keep and gradient == "exact" and not is_input_transform(job.defense),
         )
         for job in models
@@ -262,8 +273,8 @@ def make_plan(matrix: Matrix, source: ImageSource, device: str = "cpu") -> Plan:
         for gradient in attack_gradients(job.defense)
     )
     probes = tuple(
-        ProbeJob(job, gradient, probe_key(job.key, job.defense, gradient, matrix))
+        ProbeJob(job, gradient, probe_key(job.key, job.defense, gradient, matrix, threads=threads))
         for job in models
         for gradient in attack_gradients(job.defense)
     )
-    return Plan(matrix, source, models, cells, probes, device)
+    return Plan(matrix, source, models, cells, probes, threads=threads, device=device)

@@ -20,6 +20,7 @@ from bench.core.stats import success_rate_intervals, wilson, wilson_arrays
 from bench.run.cells import positive_class
 from bench.run.ensemble import ensemble_rows
 from bench.run.flags import add_flags
+from bench.run.training import TRAINING_THREADS
 
 if TYPE_CHECKING:
     from bench.run.plan import ModelJob
@@ -46,6 +47,7 @@ def model_row(
         "defense": str(job.defense),
         "model": job.key,
         "device": device,
+        "threads": TRAINING_THREADS,
         "from_cache": from_cache,
         "error": error,
     }
@@ -117,18 +119,20 @@ def assemble(
     datasets: dict[str, dict[str, Any] | None],
     *,
     device: str = "cpu",
+    threads: int,
 ) -> Tables:
     """The tables of the cells finished so far (``datasets``: each task's dataset description;
-    ``device``: the device kind of the run, a column of every table)."""
+    ``device``: the device kind of the run, ``threads``: its cells' torch threads, columns of every
+    table)."""
     table = pd.concat(rows) if rows else pd.DataFrame(columns=list(MATRIX_COLUMNS))
     per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
-    table, per_sample = table.assign(device=device), per_sample.assign(device=device)
+    table, per_sample = table.assign(device=device, threads=threads), per_sample.assign(device=device, threads=threads)
     table, per_sample = conform(table, MATRIX_COLUMNS), conform(per_sample, SAMPLE_COLUMNS)
     positive = {task: positive_class(info["classes"]) if info else None for task, info in datasets.items()}
     table = rate_intervals(table, per_sample, positive)
     ensemble = ensemble_rows(table, per_sample, positive)
     if not ensemble.empty:
-        table = conform(pd.concat([table, ensemble.assign(device=device)]), MATRIX_COLUMNS)
+        table = conform(pd.concat([table, ensemble.assign(device=device, threads=threads)]), MATRIX_COLUMNS)
     table = conform(add_flags(success_rate_intervals(table), probes), MATRIX_COLUMNS)
     frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
     splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 # gives the same weights whatever OMP_NUM_THREADS, torch.set_num_threads or the machine's core
 # count (more threads than cores only run slower); being in this file, it is part of every model
 # key. 2 is the count the committed baseline and reference results were trained with. Attacks on a
-# trained model were not seen to depend on the thread count (docs/design.md, "Thread count"), so
-# cells run with whatever the process has.
+# trained model depend on the count too, less (docs/design.md, "Thread count"): a run's cells all
+# have the run's count (bench/run/threads.py), and it is in their keys.
 TRAINING_THREADS = 2
 
 
