@@ -113,6 +113,17 @@ class Cluster:
             # threshold turns off glibc's dynamic mmap threshold, and torch then pays page faults
             # on every large allocation: the attacks of the smoke matrix ran 2.3x slower (design.md)
             "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+            # Dask's housekeeping wakes every process of the cluster hundreds of times a second: the
+            # statistical profiler samples each worker's threads every 10 ms (it feeds only the
+            # dashboard, which an embedded cluster has not), the event-loop health check ticks
+            # every 20 ms, the nannies check memory every 100 ms. On a machine whose cores the
+            # tasks fill, each wake-up takes a core from one of a training's two OpenMP threads
+            # and the other spins at the next barrier: trainings ran slower than in a serial run
+            # (docs/design.md, Scale-out, has the measurements). Less often here, nothing lost.
+            "distributed.worker.profile.enabled": False,
+            "distributed.admin.tick.interval": "500ms",
+            "distributed.worker.memory.monitor-interval": "1s",
+            "distributed.admin.system-monitor.interval": "2s",
         }
         with dask.config.set(settings):
             cluster = LocalCluster(  # type: ignore[no-untyped-call]
