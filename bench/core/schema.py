@@ -74,10 +74,10 @@ def _matrix_columns() -> dict[str, str]:
 # lack it; its key holds the kind - and a table written before the column existed reads as "cpu".
 DEVICE = "device"
 
-# Every table of a run (matrix, samples, models, probes, transfer) has a ``threads`` column too: torch's intra-op thread count of the run's cells, probes
-# and transfer pairs (in their keys: attack results depend on it, docs/design.md "Thread count");
-# the models table has the trainings' (TRAINING_THREADS). A table written before the column
-# existed reads it as missing (<NA>): its count was not recorded.
+# Every table of a run (matrix, samples, models, probes, transfer) has a ``threads`` column too:
+# torch's intra-op thread count of the run's cells, probes and transfer pairs (in their keys: attack
+# results depend on it, docs/design.md "Thread count"); the models table has the trainings'
+# (TRAINING_THREADS). A table written before the column existed reads it as missing (<NA>).
 THREADS = "threads"
 
 # samples.parquet: one row per (cell, epsilon, test sample); a cell's own rows (bench/core/columns.py)
