@@ -40,3 +40,19 @@ def test_executor_choices() -> None:
     for bad in ({"workers": 0}, {"workers": True}, {"scheduler": " "}, {"workers": 2, "scheduler": "tcp://x:1"}):
         with pytest.raises(BenchError):
             executor(**bad)  # type: ignore[arg-type]
+
+
+def test_cells_longest_first_and_after_every_model() -> None:
+    """A Dask run starts the cells whose attacks take longest first (black boxes, then iterative
+    and minimum-norm attacks, then single steps and the noise control), all after the models."""
+    from bench.inputs.matrix import load_matrix
+    from bench.inputs.photos import builtin_source
+    from bench.run.distributed import PRIORITY, cell_priority
+    from bench.run.plan import make_plan
+
+    plan = make_plan(load_matrix(Path("bench/inputs/matrices/default.toml")), builtin_source(), threads=1)
+    rank = {str(c.runs).split("[")[0]: cell_priority(c) for c in plan.cells}
+    assert rank["art.square"] == rank["art.hopskipjump"] == rank["foolbox.boundary"]
+    assert rank["art.square"] > rank["art.pgd"] == rank["foolbox.fmn-l2"] == rank["art.deepfool"]
+    assert rank["art.pgd"] > rank["art.fgsm"] == rank["foolbox.fgsm"] > rank["foolbox.gaussian-noise"]
+    assert max(rank.values()) < PRIORITY["model"] and min(rank.values()) >= PRIORITY["cell"] > PRIORITY["probe"]

@@ -65,6 +65,24 @@ MALLOC_ADVICE = (
 # Among the tasks ready to run, Dask starts the highest priority first: models before cells, so
 # that every worker trains while there are models left and no worker waits for one; probes last.
 PRIORITY = {"model": 20, "cell": 10, "probe": 0}
+# Among the cells, the longest first (the longest-processing-time rule): a long cell started last
+# leaves the other workers idle until it ends. The cost is not known before a cell runs; the
+# attack's kind ranks it: score- and decision-based attacks make hundreds of queries a sample,
+# minimum-norm and iterative ones tens of gradient steps, single-step attacks and the noise
+# control one. Added to PRIORITY["cell"]; it stays below a model's.
+COST_RANK = {"score": 3, "decision": 3, "iterative": 2, "single": 1, "control": 0}
+
+
+def cell_priority(cell: Cell) -> int:
+    """A cell task's Dask priority: PRIORITY["cell"] plus its attack's :data:`COST_RANK`."""
+    from bench.attacks import attack_class
+    from bench.run.flags import SINGLE_STEP
+
+    threat = attack_class(cell.runs.name).threat
+    if threat in COST_RANK:
+        return PRIORITY["cell"] + COST_RANK[threat]
+    single = cell.runs.name.split(".", 1)[-1] in SINGLE_STEP
+    return PRIORITY["cell"] + COST_RANK["single" if single else "iterative"]
 
 
 @dataclass(frozen=True)
@@ -501,7 +519,13 @@ class DaskRunner(Runner):
                         pending[str(model.key)][1].append(job)
                     for cell in missing:
                         future = client.submit(
-                            cell_task, ctx, cell, model, key=f"cell-{cell.key}", pure=False, priority=PRIORITY["cell"]
+                            cell_task,
+                            ctx,
+                            cell,
+                            model,
+                            key=f"cell-{cell.key}",
+                            pure=False,
+                            priority=cell_priority(cell),
                         )
                         pending[str(future.key)] = ("cell", cell)
                         futures.append(future)
