@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core.schema import FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, conform
+from bench.core.schema import FAILURE_FLAGS, FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, PRECISION_FLAGS, conform
 from bench.core.stats import wilson
 from bench.outputs.summary import flagged_curves
 from bench.run import flags
@@ -30,6 +30,9 @@ THREATS = {
     "square": "score",
     "boundary": "decision",
     "gaussian-noise": "control",
+    "deepfool": "white-box",
+    "deepfool-l2": "white-box",
+    "cw-l2": "white-box",
     "ensemble": "ensemble",
 }
 
@@ -130,6 +133,24 @@ def test_libraries_disagree_compares_the_same_attack_and_parameters() -> None:
     assert _fired(other_params, "libraries_disagree") == []
 
 
+def test_libraries_disagree_pairs_one_algorithm_under_two_names() -> None:
+    """DeepFool is `art.deepfool` in ART and `foolbox.deepfool-l2` in Foolbox: compared when the
+    matched parameters (overshoot, steps) are equal, as the audit's 0.117 against 0.007 at L2 e=8."""
+    art, fb = "art.deepfool[overshoot=0.02,steps=8]", "foolbox.deepfool-l2[overshoot=0.02,steps=8]"
+    assert flags.algorithm_key(art) == flags.algorithm_key(fb) == "deepfool[overshoot=0.02,steps=8]"
+    apart = _table(_row(art, 0.117, norm="l2"), _row(fb, 0.007, norm="l2"))
+    assert sorted(_fired(apart, "libraries_disagree")) == [f"{art}@8", f"{fb}@8"]
+    fewer_steps = _table(_row("art.deepfool[overshoot=0.02,steps=5]", 0.117, norm="l2"), _row(fb, 0.007, norm="l2"))
+    assert _fired(fewer_steps, "libraries_disagree") == []
+    # C&W: the optimisers' step sizes (ART learning_rate, Foolbox stepsize) are not matched, the rest is
+    cw_art = "art.cw-l2[binary_steps=1,initial_const=0.1,learning_rate=0.05,steps=10]"
+    cw_fb = "foolbox.cw-l2[binary_steps=1,initial_const=0.1,stepsize=0.01,steps=10]"
+    assert flags.algorithm_key(cw_art) == flags.algorithm_key(cw_fb)
+    assert len(_fired(_table(_row(cw_art, 0.5, norm="l2"), _row(cw_fb, 0.1, norm="l2")), "libraries_disagree")) == 2
+    # an attack this installation does not know is compared by its name and parameters only
+    assert flags.algorithm_key("plugin.thing[k=1]") == "=thing[k=1]"
+
+
 def test_too_few_samples_is_the_interval_half_width() -> None:
     table = _table(_row("art.pgd", 0.5, n=120), _row("art.fgsm", 0.5, n=500), _row("foolbox.pgd", 0.0, n=120))
     assert _fired(table, "too_few_samples") == ["art.pgd@8"]  # +-8.8 points; +-4.4 and [0, 3.1] pass
@@ -137,7 +158,15 @@ def test_too_few_samples_is_the_interval_half_width() -> None:
     assert flags.add_flags(failed)["flags"].tolist() == [""]
 
 
-def _probes(zero: float, unbounded: float, not_rising: float, gradient: str = "exact") -> pd.DataFrame:
+def _probes(
+    zero: float,
+    unbounded: float,
+    not_rising: float,
+    gradient: str = "exact",
+    *,
+    zero_loss: float = 0.0,
+    noisy: float = 0.0,
+) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -146,6 +175,8 @@ def _probes(zero: float, unbounded: float, not_rising: float, gradient: str = "e
                 "zero_gradient_share": zero,
                 "unbounded_robust_accuracy": unbounded,
                 "loss_not_increasing_share": not_rising,
+                "zero_loss_gradient_share": zero_loss,
+                "noisy_gradient_share": noisy,
                 "error": "",
             }
         ]
@@ -160,15 +191,21 @@ def test_probe_flags_attach_to_the_gradient_rows_of_the_probed_model() -> None:
         _row("ensemble", 0.7, gradient="any"),
         _row("art.pgd", 0.0, detector="srm"),
     )
-    masked = _probes(zero=1.0, unbounded=0.8, not_rising=1.0)
-    for name in ("zero_gradients", "unbounded_not_zero", "loss_not_increasing"):
+    masked = _probes(zero=1.0, unbounded=0.8, not_rising=1.0, zero_loss=1.0, noisy=1.0)
+    for name in flags.PROBE_FLAGS:
         assert _fired(table, name, masked) == ["art.pgd@8", "ensemble@8"], name  # not the black box, not srm
     clean = _probes(zero=0.0, unbounded=0.0, not_rising=0.01)
     edge = _probes(
-        zero=flags.ZERO_GRADIENT_SHARE, unbounded=flags.UNBOUNDED_ROBUST, not_rising=flags.LOSS_NOT_INCREASING_SHARE
+        zero=flags.ZERO_GRADIENT_SHARE,
+        unbounded=flags.UNBOUNDED_ROBUST,
+        not_rising=flags.LOSS_NOT_INCREASING_SHARE,
+        zero_loss=flags.ZERO_LOSS_GRADIENT_SHARE,
+        noisy=flags.NOISY_GRADIENT_SHARE,
     )  # at the thresholds: not above them
-    for probes in (clean, edge, None):
+    old = _probes(zero=0.0, unbounded=0.0, not_rising=0.0).drop(columns=["zero_loss_gradient_share"])
+    for probes in (clean, edge, old, None):  # a probes table from before a probe existed raises nothing
         assert (flags.add_flags(table, probes)["flags"] == "").all()
+    assert set(flags.PROBE_FLAGS) <= set(FAILURE_FLAGS)
 
 
 def test_probes_catch_a_rounding_model_and_pass_a_linear_one() -> None:
@@ -198,6 +235,38 @@ def test_probes_catch_a_rounding_model_and_pass_a_linear_one() -> None:
         assert probe["zero_gradient_share"] == float(rounding)
         assert probe["unbounded_robust_accuracy"] == float(rounding)  # nothing moves a masked model
         assert probe["loss_not_increasing_share"] == float(rounding)
+
+
+def test_probes_catch_saturated_logits_and_noisy_gradients() -> None:
+    """The test detector's three masked forms on random 8-bit patches: each raises its own probe
+    share and leaves the others; the unmasked twin raises none."""
+    import torch
+
+    from bench.run.probes import probe_model
+    from tests.masked import masked_detector
+
+    x = (np.random.default_rng(0).integers(0, 256, (80, 1, 16, 16)) / 255).astype(np.float32)
+    twin = masked_detector(mask=False)
+    with torch.no_grad():
+        y = twin(torch.from_numpy(x)).argmax(1).numpy()  # every sample correct
+    shares = {}
+    for form in ("round", "scale", "noise"):
+        torch.manual_seed(0)
+        probe = probe_model(masked_detector(form=form), x, y, seed=0)
+        shares[form] = {
+            k: probe[k] for k in ("zero_gradient_share", "zero_loss_gradient_share", "noisy_gradient_share")
+        }
+    clean = probe_model(twin, x, y, seed=0)
+    assert shares["round"] == {"zero_gradient_share": 1.0, "zero_loss_gradient_share": 1.0, "noisy_gradient_share": 0.0}
+    assert shares["scale"]["zero_gradient_share"] == 0.0 and shares["scale"]["noisy_gradient_share"] == 0.0
+    assert shares["scale"]["zero_loss_gradient_share"] > 0.9  # the cross entropy saturates, the margin does not
+    assert shares["noise"]["noisy_gradient_share"] > 0.5 and shares["noise"]["zero_loss_gradient_share"] == 0.0
+    for share in (
+        "zero_gradient_share",
+        "zero_loss_gradient_share",
+        "noisy_gradient_share",
+    ):
+        assert clean[share] == 0.0, share
 
 
 def test_flags_column_joins_the_raised_names_in_order() -> None:
@@ -243,46 +312,93 @@ def test_every_rate_has_its_wilson_interval(smoke) -> None:
     assert {"val_accuracy_low", "val_accuracy_high"} <= set(MODEL_COLUMNS)
 
 
-def test_masked_detector_is_caught_and_its_clean_twin_is_not(smoke, tmp_path: Path) -> None:
-    """The test-only detector that rounds its input (zero gradient) against its twin without rounding."""
+FORMS = ("round", "scale", "noise")  # tests/masked.py: zero gradient, saturated logits, noisy gradient
+WHITE_BOX = ["art.fgsm", "art.pgd", "foolbox.pgd"]
+BLACK_BOX = ["art.square[queries=30]"]
+
+
+def _masked_matrix(name: str, detectors: list[str], attacks: list[str]) -> dict:
+    return {
+        "profile": "masked",
+        "seed": 0,
+        "n_samples": 60,
+        "tasks": ["median3"],
+        "detectors": detectors,
+        "defenses": ["none"],
+        "attacks": attacks,
+        "epsilons_255": [2, 8],
+        "training": {"epochs": 1, "max_train_patches": 256},
+    }
+
+
+@pytest.mark.parametrize("attacks", [WHITE_BOX, WHITE_BOX + BLACK_BOX], ids=["white-box", "with-black-box"])
+def test_every_masking_form_fails_every_whitebox_and_ensemble_row(smoke, tmp_path: Path, attacks: list[str]) -> None:
+    """Zero gradient (rounding), saturated logits (x 10^4) and a noisy gradient (random sign flips):
+    each raises a failure flag on every white-box row and every ensemble row of its detector,
+    with white-box attacks only and with a black box added; the unmasked twin raises none."""
     from bench.api import run
     from bench.inputs.matrix import parse_matrix
     from tests.masked import registered
 
     with registered() as name:
-        matrix = parse_matrix(
-            {
-                "profile": "masked",
-                "seed": 0,
-                "n_samples": 60,
-                "tasks": ["median3"],
-                "detectors": [name, f"{name}[mask=false]"],
-                "defenses": ["none"],
-                "attacks": ["art.fgsm", "art.square[queries=30]"],
-                "epsilons_255": [8],
-                "training": {"epochs": 1, "max_train_patches": 256},
-            }
+        detectors = [f"{name}[form={form}]" for form in FORMS] + [f"{name}[mask=false]"]
+        result = run(
+            parse_matrix(_masked_matrix(name, detectors, attacks)), results_dir=tmp_path, cache_dir=smoke.cache_dir
         )
-        result = run(matrix, results_dir=tmp_path, cache_dir=smoke.cache_dir)
-        table = result.table
+    table = result.table
     assert (table["error"] == "").all()
-    rows = table[(table["quantized"] == "float") & (table["postprocess"] == "none")].set_index(["detector", "attack"])
-    masked = rows.loc[(f"{name}[mask=true]", "art.fgsm")]
-    assert masked["clean_accuracy"] > 0.8  # a working detector, its gradient masked
-    assert masked["flag_zero_gradients"] and masked["flag_loss_not_increasing"]
-    assert masked["flag_blackbox_beats_whitebox"] or masked["flag_unbounded_not_zero"]
-    assert rows.loc[(f"{name}[mask=true]", "art.square[queries=30]"), "flag_blackbox_beats_whitebox"]
-    twin = table[table["detector"] == f"{name}[mask=false]"]
+    failed = flags.failures(table)
+    for form in FORMS:
+        rows = table[table["detector"] == f"{name}[form={form},mask=true]"]
+        assert (rows.loc[rows["quantized"] == "float", "clean_accuracy"] > 0.8).all()  # working, its gradient masked
+        judged = rows[rows["threat"].isin(["white-box", "ensemble"])]
+        assert set(judged["attack"].str.split("[").str[0]) == {*WHITE_BOX, "ensemble"}
+        unflagged = judged[~failed.loc[judged.index]]
+        assert unflagged.empty, (form, unflagged[["attack", "epsilon_255", "quantized", "postprocess", "flags"]])
+    twin = table[table["detector"] == f"{name}[form=round,mask=false]"]  # canonical: every parameter
+    assert len(twin) and (twin.loc[twin["quantized"] == "float", "clean_accuracy"] > 0.8).all()
     raised = {n for f in twin["flags"] for n in f.split(",") if n}
-    assert raised <= {"too_few_samples"}, raised  # n = 60 is too few, nothing else
+    assert raised <= set(PRECISION_FLAGS), raised  # n = 60 is too few, nothing else
     assert result.probes is not None
     probes = result.probes.set_index("detector")
-    assert probes.loc[f"{name}[mask=true]", "zero_gradient_share"] == 1.0
-    assert probes.loc[f"{name}[mask=false]", "unbounded_robust_accuracy"] == 0.0
+    assert probes.loc[f"{name}[form=round,mask=true]", "zero_gradient_share"] == 1.0
+    assert probes.loc[f"{name}[form=scale,mask=true]", "zero_loss_gradient_share"] > 0.9
+    assert probes.loc[f"{name}[form=noise,mask=true]", "noisy_gradient_share"] > 0.5
+    assert probes.loc[f"{name}[form=round,mask=false]", "unbounded_robust_accuracy"] == 0.0
     assert (tmp_path / "masked" / "probes.csv").is_file()
 
 
-def test_strict_exits_3_when_a_flag_is_raised(smoke, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_strict_exits_3_on_each_masking_form_and_0_on_its_twin(smoke, tmp_path: Path) -> None:
+    import signal
+
+    from bench.cli import main
+    from tests.masked import registered
+
+    handler = signal.getsignal(signal.SIGTERM)  # the CLI turns SIGTERM into an interruption: restore it after
+    try:
+        with registered() as name:
+            for form in (*FORMS, None):
+                detector = f"{name}[form={form}]" if form else f"{name}[mask=false]"
+                toml = tmp_path / f"{form}.toml"
+                matrix = _masked_matrix(name, [detector], WHITE_BOX)
+                toml.write_text("\n".join(f"{k} = {_toml(v)}" for k, v in matrix.items() if k != "training"))
+                toml.write_text(toml.read_text() + "\n[training]\nepochs = 1\nmax_train_patches = 256\n")
+                args = ["run", "--matrix", str(toml), "--results", str(tmp_path / "out"), "--cache-dir"]
+                status = main([*args, str(smoke.cache_dir), "-q", "--strict"])
+                assert status == (3 if form else 0), form
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _toml(value: object) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def test_strict_exits_3_on_failures_and_with_all_on_any_flag(
+    smoke, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     import signal
 
     from bench.cli import main
@@ -293,7 +409,9 @@ def test_strict_exits_3_when_a_flag_is_raised(smoke, tmp_path: Path, capsys: pyt
         assert main(args) == 0  # flags are reported, not fatal, without --strict
         out = capsys.readouterr().out
         assert "TRUST FLAGS" in out and "too_few_samples" in out and "docs/flags.md#too_few_samples" in out
-        assert main([*args, "--strict"]) == 3
+        assert main([*args, "--strict"]) == 0  # too_few_samples limits precision; it is not a failure
+        assert main([*args, "--strict=all"]) == 3
+        assert "precision" in capsys.readouterr().out
     finally:
         signal.signal(signal.SIGTERM, handler)
     assert (tmp_path / "smoke" / "matrix.csv").is_file()  # every output written first

@@ -19,10 +19,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AttackInfo:
-    """Frozen description of an attack entry (its library, norm and threat model are class attributes)."""
+    """Frozen description of an attack entry (its library, norm and threat model are class attributes).
+
+    ``algorithm`` names the published algorithm the entry implements (``pgd``, ``deepfool``,
+    ``cw``, ...) and ``matched`` the parameters that must be equal before two libraries'
+    implementations of it are compared: an ART and a Foolbox row of one algorithm, norm and
+    matched values ought to agree within sampling error (the ``libraries_disagree`` flag,
+    docs/flags.md). Metadata, like the description: in no cache key.
+    """
 
     description: str
     reference: str = ""
+    algorithm: str = ""
+    matched: tuple[str, ...] = ()
 
 
 ATTACKS: Registry[Attack] = Registry("attack", modules="bench.attacks", group="forensic_bench.attacks")

@@ -3,9 +3,9 @@
 ``running.py`` runs (run, zoo, costs), ``results.py`` processes finished results folders (figures,
 tables, report, check), ``listing.py`` lists the registries. Bad input (matrix file, options,
 image folder) is reported as one line on stderr with exit status 2 and nothing written; an
-interrupted run keeps every finished cell and exits 130. ``run --strict`` exits 3 when any trust
-flag (docs/flags.md) is raised, after writing every output (failed cells, status 1, take
-precedence). Heavy libraries are imported only once a command runs.
+interrupted run keeps every finished cell and exits 130. ``run --strict`` exits 3 when a trust flag
+reporting a failure of the evaluation (docs/flags.md, Severity) is raised, ``--strict=all`` when
+any is, after writing every output (failed cells, status 1, take precedence). Heavy libraries are imported only once a command runs.
 """
 
 from __future__ import annotations

@@ -86,8 +86,13 @@ def add_parsers(sub: Any) -> None:
         )
     run.add_argument(
         "--strict",
-        action="store_true",
-        help="exit with status 3 when any trust flag is raised (docs/flags.md), after writing every output",
+        nargs="?",
+        const="failures",
+        default=None,
+        choices=("failures", "all"),
+        help="exit with status 3, after writing every output, when a trust flag reporting a failure of the "
+        "evaluation is raised (masking, an attack not converged, libraries disagreeing); --strict=all: any flag, "
+        "limits of precision (too few samples) included (docs/flags.md, Severity)",
     )
     costs.add_argument(
         "--defense",
@@ -195,7 +200,11 @@ def _execute(args: argparse.Namespace, matrix: Matrix, display: Any) -> int:
     _summary(result, folder.folder)
     if result.stats["cells_failed"]:
         return 1
-    return 3 if args.strict and (result.table["flags"] != "").any() else 0
+    if args.strict is None:
+        return 0
+    from bench.run.flags import failures
+
+    return 3 if failures(result.table, include_precision=args.strict == "all").any() else 0
 
 
 def _zoo(runner: Any, folder: Any) -> int:
@@ -314,7 +323,7 @@ def _summary(result: RunResult, folder: Path) -> None:
 def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
     """The trust flags raised: rows per flag with the link to its explanation, then each flagged attack."""
     from bench.outputs.summary import flagged_curves
-    from bench.run.flags import flag_counts, link
+    from bench.run.flags import flag_counts, link, severity
 
     counts = {name: n for name, n in flag_counts(table).items() if n}
     if not counts:
@@ -323,7 +332,7 @@ def _flag_summary(table: pd.DataFrame, limit: int = 40) -> None:
     rows = int((table["flags"] != "").sum())
     print(f"TRUST FLAGS: {len(counts)} raised, on {rows} of {len(table)} rows (flags column of matrix.csv)")
     for name, n in counts.items():
-        print(f"  {name:24s} {n:6d} rows  {link(name)}")
+        print(f"  {name:24s} {n:6d} rows  {severity(name):9s}  {link(name)}")
     cells = flagged_curves(table)
     for _, c in cells.head(limit).iterrows():
         print(

@@ -18,10 +18,12 @@ from bench.core.columns import SAMPLE_COLUMNS as CELL_SAMPLE_COLUMNS
 __all__ = [
     "DERIVED",
     "DEVICE",
+    "FAILURE_FLAGS",
     "FLAG_NAMES",
     "INTERVAL_RATES",
     "MATRIX_COLUMNS",
     "MODEL_COLUMNS",
+    "PRECISION_FLAGS",
     "PROBE_COLUMNS",
     "SAMPLE_COLUMNS",
     "THREADS",
@@ -37,10 +39,18 @@ FLAG_NAMES: tuple[str, ...] = (
     "single_beats_iterative",
     "blackbox_beats_whitebox",
     "zero_gradients",
+    "zero_loss_gradients",
+    "noisy_gradients",
     "loss_not_increasing",
     "libraries_disagree",
     "too_few_samples",
 )
+
+# Severity (docs/flags.md): a *failure* of the evaluation - the number may be wrong, a stronger or
+# adaptive attack could break it - or a *limit of precision* - the number is what the attacks
+# achieved, but too uncertain to compare. `run --strict` exits 3 on failures; `--strict=all` on both.
+PRECISION_FLAGS: tuple[str, ...] = ("too_few_samples",)
+FAILURE_FLAGS: tuple[str, ...] = tuple(name for name in FLAG_NAMES if name not in PRECISION_FLAGS)
 
 # The rates of the matrix table that carry a 95% Wilson interval (<rate>_low, <rate>_high).
 INTERVAL_RATES = ("clean_accuracy", "robust_accuracy", "tpr", "tnr", "attack_success_rate")
@@ -131,6 +141,12 @@ PROBE_COLUMNS: dict[str, str] = {
     "loss_not_increasing_share": "float64",  # margin never rose above its value at the clean image
     "loss_not_increasing_share_low": "float64",
     "loss_not_increasing_share_high": "float64",
+    "zero_loss_gradient_share": "float64",  # all-zero or non-finite cross-entropy gradient at the clean image
+    "zero_loss_gradient_share_low": "float64",
+    "zero_loss_gradient_share_high": "float64",
+    "noisy_gradient_share": "float64",  # two margin gradients at the clean image with cosine below 0.5
+    "noisy_gradient_share_low": "float64",
+    "noisy_gradient_share_high": "float64",
     "seconds": "float64",  # probe time (when it was computed; also reported when served from the cache)
     "model": "string",
     "device": "string",

@@ -237,7 +237,9 @@ def _setup(ctx: Context) -> tuple[Store, torch.device]:
     from distributed import get_worker
 
     from bench.core.devices import deterministic_cuda
+    from bench.core.malloc import tune_malloc
 
+    tune_malloc()  # once per worker process: a fresh process's allocator is slow for torch (speed only)
     if torch.get_num_threads() != ctx.threads:
         torch.set_num_threads(ctx.threads)
     if "MALLOC_TRIM_THRESHOLD_" in os.environ and "malloc" not in _LOADED.warned:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bench.attacks import attack_class
+from bench.core.malloc import tune_malloc
 from bench.core.schema import DEVICE, MATRIX_COLUMNS, THREADS, TRANSFER_COLUMNS, conform
 from bench.core.versions import versions
 from bench.inputs.data import build_dataset
@@ -308,6 +309,7 @@ class Runner:
 
         deterministic_cuda()
         torch.use_deterministic_algorithms(True, warn_only=True)
+        tune_malloc()  # this process's allocator, for speed (numbers unchanged)
         self._start = time.perf_counter()
         plan = self.plan()
         self._attacks_run = attacks_run(plan)
@@ -331,6 +333,7 @@ class Runner:
         import torch
 
         torch.use_deterministic_algorithms(True, warn_only=True)
+        tune_malloc()
         self._start = time.perf_counter()
         plan = self.plan()
         self.stats["models"] = len(plan.models)
@@ -563,7 +566,9 @@ class Runner:
         self.progress(
             f"probe {item.model.label} ({item.gradient}): zero gradients {numbers['zero_gradient_share']:.3f}, "
             f"PGD at {UNBOUNDED_EPS * 255:g}/255 robust {numbers['unbounded_robust_accuracy']:.3f}, "
-            f"loss not increasing {numbers['loss_not_increasing_share']:.3f} ({numbers['seconds']:.1f}s)"
+            f"loss not increasing {numbers['loss_not_increasing_share']:.3f}, zero cross-entropy gradients "
+            f"{numbers.get('zero_loss_gradient_share', float('nan')):.3f}, noisy gradients "
+            f"{numbers.get('noisy_gradient_share', float('nan')):.3f} ({numbers['seconds']:.1f}s)"
         )
 
     def _probe_numbers(self, job: ProbeJob, loaded: dict[str, tuple[Dataset, TrainedModel]]) -> dict[str, Any]:
@@ -750,6 +755,7 @@ class Runner:
                 "cpu_count": os.cpu_count(),
                 "torch_threads": self.threads,  # cells, probes and transfer pairs (in their keys)
                 "training_threads": TRAINING_THREADS,  # every training (bench/run/training.py)
+                "malloc_tuned": tune_malloc(),  # glibc's thresholds set (bench/core/malloc.py): speed only
             },
             "configuration": self.matrix.to_dict(),
             # the file's name only: a local path would leak into committed references

@@ -21,10 +21,12 @@ better than PGD's finer one; docs/design.md, Trust flags).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import FLAG_NAMES
+from bench.core.schema import FAILURE_FLAGS, FLAG_NAMES, PRECISION_FLAGS
 
 FLAGS: tuple[str, ...] = FLAG_NAMES  # in the order of the flag columns (names documented in docs/flags.md)
 DOC = "docs/flags.md"
@@ -33,6 +35,8 @@ MAX_HALF_WIDTH = 0.05  # too_few_samples: half-width of the robust-accuracy inte
 ZERO_GRADIENT_SHARE = 0.01  # zero_gradients: more than 1% of the clean-correct samples
 UNBOUNDED_ROBUST = 0.02  # unbounded_not_zero: more than 2% of the samples survive the unbounded PGD probe
 LOSS_NOT_INCREASING_SHARE = 0.05  # loss_not_increasing: more than 5% of the clean-correct samples
+ZERO_LOSS_GRADIENT_SHARE = 0.01  # zero_loss_gradients: more than 1% of the clean-correct samples
+NOISY_GRADIENT_SHARE = 0.05  # noisy_gradients: more than 5% of the clean-correct samples
 SINGLE_STEP = ("fgsm", "fgm", "fgm-l2")  # attack kinds (the name after the library) that take one step
 BLACK_BOX = ("score", "decision")
 
@@ -128,25 +132,54 @@ def blackbox_beats_whitebox(table: pd.DataFrame) -> pd.Series:
     return _beats(table, table["threat"].isin(BLACK_BOX), table["threat"] == "white-box", reference="best")
 
 
+@functools.lru_cache(maxsize=1024)
+def algorithm_key(attack: str) -> str:
+    """What two libraries' rows must share to be compared: the algorithm the attack's entry
+    implements and the values of its matched parameters (``AttackInfo.algorithm``, ``matched``),
+    e.g. ``deepfool[overshoot=0.02,steps=8]``. An entry naming no algorithm, or an attack this
+    installation does not know (a plugin's, in a table read back), falls back to its name after
+    the library, parameters included: only the same attack with the same parameters is compared."""
+    from bench.attacks import ATTACKS
+    from bench.core.registry import format_value
+
+    fallback = "=" + attack.split(".", 1)[-1]
+    try:
+        spec = ATTACKS.resolve(attack)
+        info = ATTACKS.entry(spec.name).info
+    except Exception:  # noqa: BLE001 - unknown here: compared by name only
+        return fallback
+    algorithm = getattr(info, "algorithm", "")
+    if not algorithm:
+        return fallback
+    params = dict(spec.params)
+    values = ",".join(f"{k}={format_value(params[k])}" for k in getattr(info, "matched", ()) if k in params)
+    return f"{algorithm}[{values}]"
+
+
 def libraries_disagree(table: pd.DataFrame) -> pd.Series:
-    """ART and Foolbox versions of one attack (same name after the library, same parameters)
+    """ART and Foolbox rows of one algorithm (same matched parameters, :func:`algorithm_key`)
     whose intervals do not overlap; both rows are flagged."""
     out = pd.Series(False, index=table.index)
     rows = table[_valid(table) & table["library"].isin(["art", "foolbox"])]
-    rows = rows.assign(variant=rows["attack"].str.split(".", n=1).str[1])
-    art = rows[rows["library"] == "art"].set_index([*GROUP, "variant"])
-    foolbox = rows[rows["library"] == "foolbox"].set_index([*GROUP, "variant"])
-    cols = ["robust_accuracy_low", "robust_accuracy_high"]
-    pairs = art[cols].add_suffix("_art").join(foolbox[cols].add_suffix("_fb"), how="inner")
+    if rows.empty:
+        return out
+    keys = {name: algorithm_key(name) for name in rows["attack"].unique()}
+    rows = rows.assign(algorithm=rows["attack"].map(keys))
+    cols = [*GROUP, "algorithm"]
+    art = (
+        rows[rows["library"] == "art"][[*cols, "robust_accuracy_low", "robust_accuracy_high"]]
+        .rename_axis("row")
+        .reset_index()
+    )
+    foolbox = rows[rows["library"] == "foolbox"][[*cols, "robust_accuracy_low", "robust_accuracy_high"]]
+    foolbox = foolbox.rename_axis("row").reset_index()
+    pairs = art.merge(foolbox, on=cols, suffixes=("_art", "_fb"))
     apart = pairs[
         (pairs["robust_accuracy_high_art"] < pairs["robust_accuracy_low_fb"])
         | (pairs["robust_accuracy_high_fb"] < pairs["robust_accuracy_low_art"])
     ]
-    if apart.empty:
-        return out
-    keys = set(apart.index)
-    hit = [i for i, key in zip(rows.index, rows.set_index([*GROUP, "variant"]).index) if key in keys]
-    out.loc[hit] = True
+    out.loc[apart["row_art"].to_numpy()] = True
+    out.loc[apart["row_fb"].to_numpy()] = True
     return out
 
 
@@ -156,24 +189,33 @@ def too_few_samples(table: pd.DataFrame) -> pd.Series:
     return (_valid(table) & (half > MAX_HALF_WIDTH)).astype(bool)
 
 
+# each probe flag and the probes-table share it compares with its threshold
+PROBE_FLAGS: dict[str, tuple[str, float]] = {
+    "zero_gradients": ("zero_gradient_share", ZERO_GRADIENT_SHARE),
+    "zero_loss_gradients": ("zero_loss_gradient_share", ZERO_LOSS_GRADIENT_SHARE),
+    "noisy_gradients": ("noisy_gradient_share", NOISY_GRADIENT_SHARE),
+    "unbounded_not_zero": ("unbounded_robust_accuracy", UNBOUNDED_ROBUST),
+    "loss_not_increasing": ("loss_not_increasing_share", LOSS_NOT_INCREASING_SHARE),
+}
+
+
 def probe_indicators(probes: pd.DataFrame | None) -> pd.DataFrame:
-    """Per probed model and gradient (:data:`MODEL` columns): the three probe flags."""
-    columns = [*MODEL, "zero_gradients", "unbounded_not_zero", "loss_not_increasing"]
+    """Per probed model and gradient (:data:`MODEL` columns): the probe flags (a share a probes
+    table written before its probe existed lacks raises nothing)."""
+    columns = [*MODEL, *PROBE_FLAGS]
     if probes is None or probes.empty:
         return pd.DataFrame(columns=columns)
     ok = probes[probes["error"] == ""]
-    return ok.assign(
-        zero_gradients=ok["zero_gradient_share"] > ZERO_GRADIENT_SHARE,
-        unbounded_not_zero=ok["unbounded_robust_accuracy"] > UNBOUNDED_ROBUST,
-        loss_not_increasing=ok["loss_not_increasing_share"] > LOSS_NOT_INCREASING_SHARE,
-    )[columns].reset_index(drop=True)
+    nan = pd.Series(np.nan, index=ok.index)
+    fired = {name: ok.get(share, nan) > limit for name, (share, limit) in PROBE_FLAGS.items()}
+    return ok.assign(**fired)[columns].reset_index(drop=True)
 
 
 def probe_flags(table: pd.DataFrame, probes: pd.DataFrame | None) -> dict[str, pd.Series]:
     """The probe flags of each row: white-box rows of the probed model and gradient (their numbers
     rest on its gradient), and ensemble rows where the flag holds for every gradient of the model.
     Score-, decision-based and control rows do not use the gradient and carry none."""
-    names = ["zero_gradients", "unbounded_not_zero", "loss_not_increasing"]
+    names = list(PROBE_FLAGS)
     out = {name: pd.Series(False, index=table.index) for name in names}
     indicators = probe_indicators(probes)
     if indicators.empty:
@@ -210,6 +252,20 @@ def add_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.Dat
     joined = [",".join(names[row]) for row in flags.to_numpy(dtype=bool)]
     column = pd.Series(joined, index=table.index, dtype="string")
     return table.assign(**{c: flags[c] for c in flags.columns}, flags=column)
+
+
+def failures(table: pd.DataFrame, *, include_precision: bool = False) -> pd.Series:
+    """Rows raising a failure flag (with ``include_precision``: any flag), docs/flags.md "Severity"."""
+    names = FLAGS if include_precision else FAILURE_FLAGS
+    columns = [f"flag_{name}" for name in names if f"flag_{name}" in table]
+    if not columns:
+        return pd.Series(False, index=table.index)
+    return table[columns].astype(bool).any(axis=1)
+
+
+def severity(flag: str) -> str:
+    """``failure`` or ``precision`` (docs/flags.md, "Severity")."""
+    return "precision" if flag in PRECISION_FLAGS else "failure"
 
 
 def flag_counts(table: pd.DataFrame) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Cheap per-model probes behind the trust flags (bench/run/flags.py, docs/flags.md).
 
-Three questions a robustness number cannot answer about itself, asked once per trained model
+Questions a robustness number cannot answer about itself, asked once per trained model
 (and attacker's gradient, for input transforms) on the cell's attacked test subset:
 
 * ``zero_gradient_share``: the share of clean-correct samples whose input gradient of the logit
@@ -17,6 +17,19 @@ Three questions a robustness number cannot answer about itself, asked once per t
   Its first gradient is the one ``zero_gradient_share`` inspects.
 * ``loss_not_increasing_share``: from the same run, the share of clean-correct samples whose
   margin never rose above its value at the clean image (Pintor et al.'s incomplete optimisation).
+* ``zero_loss_gradient_share``: the share of clean-correct samples whose input gradient of the
+  cross entropy - the loss the ART and Foolbox gradient attacks follow - is all zero or not
+  finite at the clean image. The margin is blind to a detector whose logits are scaled up (its
+  sign steps do not see the scale): cross entropy then saturates, its gradient underflows to 0
+  and every attack following it stands still while the margin probes pass. An ordinary detector
+  has margins of a few units, far from the roughly 100 that float32 needs to underflow.
+* ``noisy_gradient_share``: the share of clean-correct samples whose margin gradient, taken twice
+  at the clean image, points two ways: cosine similarity of the two below
+  :data:`NOISY_COSINE`. A deterministic detector repeats its gradient exactly (cosine 1); a
+  stochastic layer or a random input transform draws a new one each time. Each draw is signal
+  plus independent noise, and the expected cosine of two draws is the signal's share of the
+  gradient's power: below 0.5 the noise outweighs the signal and a gradient attack is steered by
+  chance (Athalye et al. 2018: use EOT).
 
 A stage (bench/run/plan.py, ``STAGES``): each probe is cached under a key of the model, the
 defence and gradient, the attacked subset and this module's fingerprint, so a rerun costs
@@ -46,6 +59,7 @@ UNBOUNDED_EPS = 64 / 255  # Linf, [0, 1] units: 4x the largest default epsilon, 
 STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two grey levels
 STEPS = 32  # STEPS x STEP = UNBOUNDED_EPS: the whole ball is reachable; a sample stops once fooled
 BATCH = 500
+NOISY_COSINE = 0.5  # two draws of a gradient whose noise outweighs its signal correlate below this
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -133,6 +147,41 @@ def margin_pgd(
     return {k: np.concatenate(v) if v else np.zeros(0, dtype=bool) for k, v in out.items()}
 
 
+def gradient_checks(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, *, device: torch.device | None = None
+) -> dict[str, np.ndarray]:
+    """Two checks of the attacker's gradient at the clean images, per sample: ``zero_loss``
+    (the cross-entropy input gradient is all zero or not finite) and ``cosine`` (between two
+    evaluations of the margin's input gradient; 1 where both are zero)."""
+    import torch
+
+    device = device if device is not None else model_device(model)
+    zero: list[np.ndarray] = []
+    cosine: list[np.ndarray] = []
+
+    def gradient(xb: torch.Tensor, yb: torch.Tensor, loss: str) -> torch.Tensor:
+        xa = xb.clone().requires_grad_(True)
+        logits = model(xa)
+        value = torch.nn.functional.cross_entropy(logits, yb, reduction="none") if loss == "ce" else margin(logits, yb)
+        (grad,) = torch.autograd.grad(value.sum(), xa, allow_unused=True)
+        return torch.zeros_like(xa).flatten(1) if grad is None else grad.detach().flatten(1)
+
+    for i in range(0, len(x), BATCH):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + BATCH], dtype=np.float32)).to(device)
+        yb = torch.from_numpy(y[i : i + BATCH]).to(device)
+        ce = gradient(xb, yb, "ce")
+        zero.append(((ce == 0).all(dim=1) | ~torch.isfinite(ce).all(dim=1)).cpu().numpy())
+        a, b = (torch.nan_to_num(gradient(xb, yb, "margin")) for _ in range(2))
+        norms = a.norm(dim=1) * b.norm(dim=1)
+        cos = torch.where(norms > 0, (a * b).sum(dim=1) / norms.clamp_min(1e-30), torch.ones_like(norms))
+        cosine.append(cos.cpu().numpy())
+    empty = np.zeros(0)
+    return {
+        "zero_loss": np.concatenate(zero) if zero else empty.astype(bool),
+        "cosine": np.concatenate(cosine) if cosine else empty,
+    }
+
+
 def probe_model(
     model: nn.Module,
     x: np.ndarray,
@@ -142,7 +191,7 @@ def probe_model(
     surrogate: nn.Module | None = None,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """All three probes of one detector on (x, y); a dict of the numbers of the probes table
+    """Every probe of one detector on (x, y); a dict of the numbers of the probes table
     (``PROBE_COLUMNS`` in bench/core/schema.py; the shares' intervals are derived from them when
     the tables are assembled, bench/run/tables.py). The models must be on ``device`` (``None``:
     wherever ``model`` is)."""
@@ -159,6 +208,8 @@ def probe_model(
         torch.manual_seed(seed)
         correct = predict(model, x, device=device) == y
         run = margin_pgd(model, x[correct], y[correct], surrogate=surrogate, device=device)
+        # after the PGD run: a random transform's draws before it stay as they were
+        checks = gradient_checks(surrogate if surrogate is not None else model, x[correct], y[correct], device=device)
     zero, fooled, rose = run["zero_gradient"], run["fooled"], run["rose"]
     robust = np.zeros(len(y), dtype=bool)
     robust[np.flatnonzero(correct)] = ~fooled
@@ -172,6 +223,8 @@ def probe_model(
         ("zero_gradient_share", zero),
         ("unbounded_robust_accuracy", robust),
         ("loss_not_increasing_share", ~rose),
+        ("zero_loss_gradient_share", checks["zero_loss"]),
+        ("noisy_gradient_share", checks["cosine"] < NOISY_COSINE),
     ):
         out[name] = float(np.count_nonzero(flags) / flags.size) if flags.size else float("nan")
     out["seconds"] = time.perf_counter() - start

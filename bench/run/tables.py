@@ -97,13 +97,15 @@ def rate_intervals(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[st
 
 
 def probe_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The probes table with the 95% Wilson interval of each share (zero gradients and loss not
-    increasing over the clean-correct samples, the unbounded robust accuracy over all of them)."""
+    """The probes table with the 95% Wilson interval of each share (the gradient shares and loss
+    not increasing over the clean-correct samples, the unbounded robust accuracy over all of them)."""
     table = conform_probes(pd.DataFrame(rows))
     for share, total in (
         ("zero_gradient_share", table["clean_correct"]),
         ("unbounded_robust_accuracy", table["n"]),
         ("loss_not_increasing_share", table["clean_correct"]),
+        ("zero_loss_gradient_share", table["clean_correct"]),
+        ("noisy_gradient_share", table["clean_correct"]),
     ):
         count = total.to_numpy(dtype=np.float64)
         low, high = wilson_arrays(np.rint(table[share].to_numpy(dtype=np.float64) * count), count)

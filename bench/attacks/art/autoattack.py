@@ -42,6 +42,7 @@ def _multiprocess_importable() -> Iterator[None]:
         "ART AutoAttack, Linf, cheap list: APGD-CE (apgd_steps iterations from step eps/2, one start), then "
         "Square (square_queries queries) on the survivors",
         reference="Croce & Hein, ICML 2020",
+        algorithm="autoattack",
     ),
 )
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,8 @@ from bench.core.registry import at_least, at_most, greater_than
     info=AttackInfo(
         "ART BasicIterativeMethod (BIM), Linf, steps signed-gradient steps of rel_stepsize * eps from the clean image",
         reference="Kurakin, Goodfellow & Bengio, ICLR 2017 workshop",
+        algorithm="bim",
+        matched=("rel_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

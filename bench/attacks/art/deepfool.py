@@ -18,6 +18,8 @@ from bench.core.registry import at_least, at_most
     info=AttackInfo(
         "ART DeepFool (its L2 algorithm), minimum norm: at most steps linearised steps, final overshoot",
         reference="Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016",
+        algorithm="deepfool",
+        matched=("overshoot", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

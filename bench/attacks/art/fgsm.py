@@ -17,6 +17,7 @@ from bench.attacks.base import FixedEpsilonAttack
     info=AttackInfo(
         "ART FastGradientMethod (FGSM), Linf, one signed-gradient step of size eps",
         reference="Goodfellow, Shlens & Szegedy, ICLR 2015",
+        algorithm="fgsm",
     ),
 )
 @dataclass(frozen=True, kw_only=True)

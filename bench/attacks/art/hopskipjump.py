@@ -132,6 +132,7 @@ def hsj_evaluations(steps: int, init_eval: int, max_eval: int) -> int:
         "ART HopSkipJump, Linf, decision-based, minimum norm: steps iterations, init_eval*sqrt(t) (<= max_eval) "
         "gradient-estimation queries at iteration t; starts from the nearest differently-labelled image",
         reference="Chen, Jordan & Wainwright, IEEE S&P 2020",
+        algorithm="hopskipjump",
     ),
     check=lambda p: "max_eval must be at least init_eval" if p["max_eval"] < p["init_eval"] else None,
 )

@@ -18,6 +18,8 @@ from bench.core.registry import at_least, at_most, greater_than
     info=AttackInfo(
         "ART ProjectedGradientDescent, Linf, random start, step = rel_stepsize * eps",
         reference="Madry et al., ICLR 2018",
+        algorithm="pgd",
+        matched=("random_start", "rel_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +51,8 @@ class ArtPGD(ArtAttack, FixedEpsilonAttack):
     info=AttackInfo(
         "ART ProjectedGradientDescent, L2, random start, step = rel_stepsize * eps",
         reference="Madry et al., ICLR 2018",
+        algorithm="pgd",
+        matched=("random_start", "rel_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,8 @@ def square_iterations(queries: int) -> int:
     info=AttackInfo(
         "ART SquareAttack, Linf, score-based, one restart with at most queries model queries per sample",
         reference="Andriushchenko, Croce, Flammarion & Hein, ECCV 2020",
+        algorithm="square",
+        matched=("queries",),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ BOUNDARY_INIT_STEPS = 10  # bisection steps from each starting image towards the
         "Foolbox BoundaryAttack, L2, decision-based, minimum norm: steps random-walk steps along the boundary "
         "(13 + 1.1 * steps queries); starts from the nearest differently-labelled image",
         reference="Brendel, Rauber & Bethge, ICLR 2018",
+        algorithm="boundary",
     ),
 )
 @dataclass(frozen=True, kw_only=True)

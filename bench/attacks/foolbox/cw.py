@@ -19,6 +19,8 @@ from bench.core.registry import at_least, at_most, greater_than
         "Foolbox L2CarliniWagnerAttack, minimum norm: binary_steps searches over the constant from "
         "initial_const, steps Adam steps of stepsize each",
         reference="Carlini & Wagner, IEEE S&P 2017",
+        algorithm="cw",
+        matched=("binary_steps", "initial_const", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,8 @@ from bench.core.registry import at_least, at_most
     info=AttackInfo(
         "Foolbox L2DeepFoolAttack, minimum norm: at most steps linearised steps with overshoot",
         reference="Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016",
+        algorithm="deepfool",
+        matched=("overshoot", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

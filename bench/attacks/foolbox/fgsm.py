@@ -15,6 +15,7 @@ from bench.attacks.foolbox._base import FoolboxAttack
     info=AttackInfo(
         "Foolbox LinfFastGradientAttack (FGSM), one signed-gradient step of size eps",
         reference="Goodfellow, Shlens & Szegedy, ICLR 2015",
+        algorithm="fgsm",
     ),
 )
 @dataclass(frozen=True, kw_only=True)

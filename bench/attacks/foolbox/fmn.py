@@ -40,6 +40,8 @@ def _l2_fmn_fixed() -> type:
         "Foolbox LInfFMNAttack (fast minimum norm), minimum norm: steps steps from max_stepsize, "
         "epsilon rate gamma, cosine-annealed",
         reference="Pintor, Roli, Brendel & Biggio, NeurIPS 2021",
+        algorithm="fmn",
+        matched=("gamma", "max_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +72,8 @@ class FoolboxFMN(FoolboxAttack, MinimumNormAttack):
         "Foolbox L2FMNAttack (fast minimum norm, its L2 projection repaired), minimum norm: steps steps from "
         "max_stepsize, cosine-annealed",
         reference="Pintor, Roli, Brendel & Biggio, NeurIPS 2021",
+        algorithm="fmn",
+        matched=("gamma", "max_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)

@@ -15,6 +15,7 @@ from bench.attacks.foolbox._base import FoolboxAttack
     info=AttackInfo(
         "Foolbox L2AdditiveGaussianNoiseAttack: a control, one Gaussian noise draw of L2 norm eps (non-adversarial)",
         reference="Rauber, Brendel & Bethge, Foolbox (ICML 2017 workshop)",
+        algorithm="gaussian-noise",
     ),
 )
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,8 @@ from bench.core.registry import at_least, at_most, greater_than
     info=AttackInfo(
         "Foolbox LinfProjectedGradientDescentAttack, random start, step = rel_stepsize * eps",
         reference="Madry et al., ICLR 2018",
+        algorithm="pgd",
+        matched=("random_start", "rel_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +41,8 @@ class FoolboxPGD(FoolboxAttack, FixedEpsilonAttack):
     info=AttackInfo(
         "Foolbox L2ProjectedGradientDescentAttack, random start, step = rel_stepsize * eps",
         reference="Madry et al., ICLR 2018",
+        algorithm="pgd",
+        matched=("random_start", "rel_stepsize", "steps"),
     ),
 )
 @dataclass(frozen=True, kw_only=True)
