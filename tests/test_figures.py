@@ -200,3 +200,66 @@ def test_tables_compile_with_pdflatex(drawn, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 1000
+
+
+def _flagged_table() -> pd.DataFrame:
+    """Two ensemble rows and a PGD curve of one model; a failure flag on e=2, precision on e=4."""
+    from bench.core.schema import MATRIX_COLUMNS, conform
+
+    rows = []
+    for attack in ("ensemble", "art.pgd"):
+        for e, robust, flag in ((2.0, 0.6, "zero_loss_gradients"), (4.0, 0.3, "too_few_samples")):
+            rows.append(
+                {
+                    "task": "median3",
+                    "detector": "bayar",
+                    "defense": "none",
+                    "attack": attack,
+                    "gradient": "any" if attack == "ensemble" else "exact",
+                    "library": "ensemble" if attack == "ensemble" else "art",
+                    "threat": "ensemble" if attack == "ensemble" else "white-box",
+                    "norm": "linf",
+                    "quantized": "float",
+                    "postprocess": "none",
+                    "epsilon": e / 255,
+                    "epsilon_255": e,
+                    "n": 500,
+                    "clean_accuracy": 0.9,
+                    "clean_accuracy_low": 0.87,
+                    "clean_accuracy_high": 0.92,
+                    "robust_accuracy": robust,
+                    "robust_accuracy_low": robust - 0.04,
+                    "robust_accuracy_high": robust + 0.04,
+                    "error": "",
+                    "flags": flag,
+                    f"flag_{flag}": True,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    for column, dtype in MATRIX_COLUMNS.items():
+        if column not in frame:
+            frame[column] = {"bool": False, "int64": 0, "Int64": pd.NA, "float64": np.nan}.get(dtype, "")
+    frame = frame.fillna({c: False for c in frame.columns if c.startswith("flag_")})
+    return conform(frame, MATRIX_COLUMNS)
+
+
+def test_a_failure_flag_marks_its_number_in_the_latex_table_and_the_curves() -> None:
+    from bench.outputs.figures import FLAG_MARK, curves_figure
+    from bench.outputs.latex import accuracy_frame, accuracy_latex
+
+    table = _flagged_table()
+    frame = accuracy_frame(reference_rows(table), "median3")
+    assert [frame.loc[0, c][3] for c in ("e=2", "e=4")] == [True, False]  # precision flags mark nothing
+    text = accuracy_latex(frame, task="median3", norm="linf", attacks="art.pgd", source="x")
+    body = text.split("\\midrule")[1]
+    assert body.count("dagger") == 1 and "{60.0}_{[56.0,\\,64.0]}^{\\dagger}$" in body
+    assert "failure of the evaluation" in text.split("\\label")[0]  # the caption explains the mark
+    with paper_style():
+        fig = curves_figure(table)
+    assert fig is not None
+    marks = [c for ax in fig.axes for c in ax.collections if c.get_label() == FLAG_MARK["label"]]
+    assert len(marks) == 1 and marks[0].get_offsets().tolist() == [[2.0, 0.6]]
+    clean = table.assign(flags="", flag_zero_loss_gradients=False, flag_too_few_samples=False)
+    assert "dagger" not in accuracy_latex(
+        accuracy_frame(reference_rows(clean), "median3"), task="median3", norm="linf", attacks="a", source="x"
+    )

@@ -30,6 +30,7 @@ __all__ = [
     "TRANSFER_COLUMNS",
     "conform",
     "conform_probes",
+    "flagged_rows",
 ]
 
 # The trust flags, in the order of their columns (computed by bench/run/flags.py, explained in docs/flags.md).
@@ -51,6 +52,20 @@ FLAG_NAMES: tuple[str, ...] = (
 # achieved, but too uncertain to compare. `run --strict` exits 3 on failures; `--strict=all` on both.
 PRECISION_FLAGS: tuple[str, ...] = ("too_few_samples",)
 FAILURE_FLAGS: tuple[str, ...] = tuple(name for name in FLAG_NAMES if name not in PRECISION_FLAGS)
+
+
+def flagged_rows(table: pd.DataFrame, *, include_precision: bool = False) -> pd.Series:
+    """Rows raising a failure flag (with ``include_precision``: any flag), from the ``flag_*``
+    columns a table has (or its ``flags`` names, where a table read back has only those)."""
+    names = FLAG_NAMES if include_precision else FAILURE_FLAGS
+    columns = [f"flag_{name}" for name in names if f"flag_{name}" in table]
+    if columns:
+        return table[columns].astype(bool).any(axis=1)
+    if "flags" in table:
+        wanted = set(names)
+        return table["flags"].fillna("").astype(str).map(lambda s: bool(wanted & set(s.split(","))))
+    return pd.Series(False, index=table.index)
+
 
 # The rates of the matrix table that carry a 95% Wilson interval (<rate>_low, <rate>_high).
 INTERVAL_RATES = ("clean_accuracy", "robust_accuracy", "tpr", "tnr", "attack_success_rate")

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.cache import atomic_write
+from bench.core.schema import flagged_rows
 from bench.outputs.formats import Results, load_results
 from bench.outputs.summary import defense_families, pick_epsilon, reference_rows, short_labels
 
@@ -102,6 +103,18 @@ def _palette(n: int) -> list[Any]:
     return list(sns.color_palette("colorblind", n)) if n <= 10 else list(sns.color_palette("husl", n))
 
 
+# the mark over a point on which a failure flag is raised (docs/flags.md, Severity)
+FLAG_MARK: dict[str, Any] = {
+    "marker": "o",
+    "s": 70,
+    "facecolors": "none",
+    "edgecolors": "red",
+    "linewidths": 1.0,
+    "zorder": 5,
+    "label": "failure flag raised",
+}
+
+
 def _ok_float(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["error"] == "") & (table["quantized"] == "float") & (table["postprocess"] == "none")]
 
@@ -153,6 +166,9 @@ def curves_figure(table: pd.DataFrame) -> Figure | None:
             label = defenses[defense] if split else f"{detectors[detector]} / {defenses[defense]}"
             ax.plot(x, y, marker=markers[detector], color=color, label=label)
             ax.fill_between(x, low, high, color=color, alpha=0.12, lw=0)
+            bad = g[flagged_rows(g).to_numpy()]
+            if len(bad):  # a failure flag on the number: it may overstate robustness (docs/flags.md)
+                ax.scatter(bad["epsilon_255"], bad["robust_accuracy"], **FLAG_MARK)
         title = [task] if several_tasks else []
         title += [attacks[attack]] + ([detectors[only]] if only is not None else [])
         ax.set_title(" | ".join(title))

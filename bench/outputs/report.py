@@ -73,11 +73,12 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _interval(value: tuple[float, float, float]) -> str:
-    v, low, high = value
+def _interval(value: tuple[float, float, float, bool]) -> str:
+    v, low, high, flagged = value
     if not np.isfinite(v):
         return "&ndash;"
-    return f"{100 * v:.1f} <small>[{100 * low:.1f}, {100 * high:.1f}]</small>"
+    mark = " <span title='a failure flag is raised on this number'>&dagger;</span>" if flagged else ""
+    return f"{100 * v:.1f} <small>[{100 * low:.1f}, {100 * high:.1f}]</small>{mark}"
 
 
 def accuracy_html(frame: pd.DataFrame) -> str:
@@ -139,7 +140,7 @@ def models_html(models: pd.DataFrame) -> str:
     rows = "".join(
         f"<tr><td class=name>{_e(r['task'])}</td><td class=name title='{_e(r['detector'])}'>{_e(detectors[r['detector']])}</td>"
         f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td><td>{int(r['test_n'])}</td>"
-        f"<td>{_interval((r['test_accuracy'], r['test_accuracy_low'], r['test_accuracy_high']))}</td>"
+        f"<td>{_interval((r['test_accuracy'], r['test_accuracy_low'], r['test_accuracy_high'], False))}</td>"
         f"<td>{r['train_seconds']:.0f}</td><td class=name>{_e(r.get('error', '') if pd.notna(r.get('error', '')) else '')}</td></tr>"
         for _, r in models.iterrows()
     )

@@ -26,7 +26,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import FAILURE_FLAGS, FLAG_NAMES, PRECISION_FLAGS
+from bench.core.schema import FLAG_NAMES, PRECISION_FLAGS, flagged_rows
 
 FLAGS: tuple[str, ...] = FLAG_NAMES  # in the order of the flag columns (names documented in docs/flags.md)
 DOC = "docs/flags.md"
@@ -256,11 +256,7 @@ def add_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.Dat
 
 def failures(table: pd.DataFrame, *, include_precision: bool = False) -> pd.Series:
     """Rows raising a failure flag (with ``include_precision``: any flag), docs/flags.md "Severity"."""
-    names = FLAGS if include_precision else FAILURE_FLAGS
-    columns = [f"flag_{name}" for name in names if f"flag_{name}" in table]
-    if not columns:
-        return pd.Series(False, index=table.index)
-    return table[columns].astype(bool).any(axis=1)
+    return flagged_rows(table, include_precision=include_precision)
 
 
 def severity(flag: str) -> str:
