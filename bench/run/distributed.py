@@ -152,7 +152,15 @@ class Cluster:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
                 preload=[__name__],  # dask_setup below: Ctrl-C reaches the client, not the workers
-                env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+                env={
+                    "OMP_NUM_THREADS": str(threads),
+                    "MKL_NUM_THREADS": str(threads),
+                    # tasks run in a worker thread, and glibc gives each thread an arena of its own,
+                    # built of 64 MiB heaps mapped and unmapped as tensors come and go; the main
+                    # arena (one heap, bench/core/malloc.py's thresholds) is what a serial run
+                    # uses: the same cells took 1.24x as long without this (docs/design.md)
+                    "MALLOC_ARENA_MAX": "1",
+                },
             )
         with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
