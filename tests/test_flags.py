@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core.schema import FAILURE_FLAGS, FLAG_NAMES, MATRIX_COLUMNS, MODEL_COLUMNS, PRECISION_FLAGS, conform
+from bench.core.schema import (
+    FAILURE_FLAGS,
+    FLAG_NAMES,
+    MATRIX_COLUMNS,
+    MODEL_COLUMNS,
+    PRECISION_FLAGS,
+    conform,
+    flagged_rows,
+)
 from bench.core.stats import wilson
 from bench.outputs.summary import flagged_curves
 from bench.run import flags
@@ -347,7 +355,7 @@ def test_every_masking_form_fails_every_whitebox_and_ensemble_row(smoke, tmp_pat
         )
     table = result.table
     assert (table["error"] == "").all()
-    failed = flags.failures(table)
+    failed = flagged_rows(table)
     for form in FORMS:
         rows = table[table["detector"] == f"{name}[form={form},mask=true]"]
         assert (rows.loc[rows["quantized"] == "float", "clean_accuracy"] > 0.8).all()  # working, its gradient masked

@@ -91,7 +91,7 @@ def add_parsers(sub: Any) -> None:
         default=None,
         choices=("failures", "all"),
         help="exit with status 3, after writing every output, when a trust flag reporting a failure of the "
-        "evaluation is raised (masking, an attack not converged, libraries disagreeing); --strict=all: any flag, "
+        "evaluation is raised (masked or noisy gradients, libraries disagreeing, ...); --strict=all: any flag, "
         "limits of precision (too few samples) included (docs/flags.md, Severity)",
     )
     costs.add_argument(
@@ -202,9 +202,9 @@ def _execute(args: argparse.Namespace, matrix: Matrix, display: Any) -> int:
         return 1
     if args.strict is None:
         return 0
-    from bench.run.flags import failures
+    from bench.core.schema import flagged_rows
 
-    return 3 if failures(result.table, include_precision=args.strict == "all").any() else 0
+    return 3 if flagged_rows(result.table, include_precision=args.strict == "all").any() else 0
 
 
 def _zoo(runner: Any, folder: Any) -> int:

@@ -26,7 +26,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import FLAG_NAMES, PRECISION_FLAGS, flagged_rows
+from bench.core.schema import FLAG_NAMES, PRECISION_FLAGS
 
 FLAGS: tuple[str, ...] = FLAG_NAMES  # in the order of the flag columns (names documented in docs/flags.md)
 DOC = "docs/flags.md"
@@ -252,11 +252,6 @@ def add_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.Dat
     joined = [",".join(names[row]) for row in flags.to_numpy(dtype=bool)]
     column = pd.Series(joined, index=table.index, dtype="string")
     return table.assign(**{c: flags[c] for c in flags.columns}, flags=column)
-
-
-def failures(table: pd.DataFrame, *, include_precision: bool = False) -> pd.Series:
-    """Rows raising a failure flag (with ``include_precision``: any flag), docs/flags.md "Severity"."""
-    return flagged_rows(table, include_precision=include_precision)
 
 
 def severity(flag: str) -> str:
