@@ -86,7 +86,8 @@ def _damage_and_rerun(cold: Cold, tmp_path: Path, kind: str, damage: str) -> Non
     folder, suffix = KINDS[kind]
     cache = tmp_path / "cache"
     shutil.copytree(cold.cache, cache)
-    (target,) = (p for p in (cache / folder).iterdir() if p.name.endswith(suffix) and "manifest" not in p.name)
+    # one entry of its kind (a run has several cells: its attack's and the reference runs')
+    target = min(p for p in (cache / folder).iterdir() if p.name.endswith(suffix) and "manifest" not in p.name)
     DAMAGES[damage](target)
     warned: list[str] = []
     again = _run(tmp_path / "results", cache, warned)

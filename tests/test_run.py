@@ -13,6 +13,7 @@ import pytest
 from bench.api import run
 from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS
 from bench.inputs.matrix import parse_matrix
+from bench.run.plan import added_attacks
 
 
 def test_outputs_are_written(smoke) -> None:
@@ -30,7 +31,7 @@ def test_outputs_are_written(smoke) -> None:
     info = json.loads((out / "run.json").read_text())
     assert info["configuration"]["profile"] == "smoke"
     assert info["versions"]["torch"].startswith("2.")
-    assert info["stats"]["cells"] == 2 * len(smoke.matrix.attacks)
+    assert info["stats"]["cells"] == 2 * (len(smoke.matrix.attacks) + len(added_attacks(smoke.matrix)))
     assert set(info["datasets"]["median3"]["splits"]) == {"train", "val", "test"}
 
 
@@ -46,8 +47,10 @@ def test_tables_match_their_schema(smoke) -> None:
     table = smoke.result.table
     attacks = len(smoke.matrix.attacks)
     norms = table[table["attack"] != "ensemble"].groupby("norm")["attack"].nunique()
-    # (detectors x defences x (attacks + one ensemble per norm)) x epsilons x 5 variants
-    assert len(table) == 2 * 1 * (attacks + len(norms)) * 4 * 5
+    # detectors x defences x (attacks, the references and one ensemble per norm) x epsilons x 5
+    # variants, and the convergence runs at 2 epsilons
+    per_model = (attacks + 2 * len(norms)) * 4 * 5 + len(norms) * 2 * 5
+    assert len(table) == 2 * 1 * per_model
     assert (table["error"] == "").all()
     linf = table[table["norm"] == "linf"]
     assert np.allclose(linf["epsilon"] * 255, linf["epsilon_255"])
@@ -83,14 +86,41 @@ def test_ensemble_is_the_per_sample_worst_case_and_never_above_any_attack(smoke)
     group = ["detector", "defense", "norm", "quantized", "postprocess", "epsilon_255"]
     ensemble = table[table["attack"] == "ensemble"]
     assert len(ensemble) == len(table[table["attack"] != "ensemble"].drop_duplicates(group))
+    curve = group[:-1]
     for _, row in ensemble.iterrows():
         key = tuple(row[c] for c in group)
         members = table[(table["attack"] != "ensemble")].set_index(group).loc[[key]]
         assert (row["robust_accuracy"] <= members["robust_accuracy"] + 1e-12).all()
-        s = samples.set_index(group).loc[[key]]
+        assert samples.set_index(group).loc[[key]]["cell"].nunique() == len(members)
+        # fooled by any attack at this epsilon or a smaller one (the convergence run has two only)
+        s = samples[(samples[curve] == row[curve]).all(axis=1) & (samples["epsilon_255"] <= row["epsilon_255"])]
         worst = s.groupby("sample")["adv_correct"].all()
         assert worst.mean() == pytest.approx(row["robust_accuracy"]) and len(worst) == row["n"]
-        assert s["cell"].nunique() == len(members)
+    for _, g in ensemble.groupby(curve):
+        assert (np.diff(g.sort_values("epsilon_255")["robust_accuracy"].to_numpy()) <= 1e-12).all()
+
+
+def test_every_run_adds_the_reference_and_the_convergence_run(smoke) -> None:
+    """Per norm of the matrix's attacks: the reference at every epsilon, the convergence run at
+    the middle and the largest; an attack the matrix lists itself is not added twice."""
+    from bench.attacks import ATTACKS
+    from bench.run.plan import added_attacks
+
+    added = {str(spec): eps for spec, eps in added_attacks(smoke.matrix)}
+    reference, converge = "bench.pgd[restarts=1,steps=20,travel=2.5]", "bench.pgd[restarts=5,steps=50,travel=2.5]"
+    assert added == {
+        reference: (),
+        converge: (2.0, 8.0),
+        reference.replace("pgd", "pgd-l2"): (),
+        converge.replace("pgd", "pgd-l2"): (2.0, 8.0),
+    }
+    table = smoke.result.table
+    rows = table[table["attack"] == converge]
+    assert sorted(rows["epsilon_255"].unique()) == [2.0, 8.0] and (rows["error"] == "").all()
+    listed = dataclasses.replace(smoke.matrix, attacks=(ATTACKS.resolve("art.fgsm"), ATTACKS.resolve("bench.pgd")))
+    assert [str(s) for s, _ in added_attacks(listed)] == [converge]
+    odd = dataclasses.replace(smoke.matrix, epsilons_255=(8.0, 1.0, 2.0))
+    assert {str(s): e for s, e in added_attacks(odd)}[converge] == (2.0, 8.0)
 
 
 def test_binary_tasks_report_tpr_and_tnr_consistently(smoke) -> None:
@@ -139,7 +169,8 @@ def test_undefended_detectors_fail_under_pgd(smoke) -> None:
 def test_rerun_is_served_from_the_cache(smoke) -> None:
     again = run(smoke.matrix, results_dir=smoke.results_dir, cache_dir=smoke.cache_dir)
     assert again.stats["cells_computed"] == 0 and again.stats["models_trained"] == 0
-    assert again.stats["cells_cached"] == again.stats["cells"] == 2 * len(smoke.matrix.attacks)
+    added = len(added_attacks(smoke.matrix))
+    assert again.stats["cells_cached"] == again.stats["cells"] == 2 * (len(smoke.matrix.attacks) + added)
     pd.testing.assert_frame_equal(again.table, smoke.result.table)
 
 
@@ -174,7 +205,7 @@ def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     matrix = parse_matrix(_tiny())
 
     def interrupt_after_first_cell(message: str) -> None:
-        if message.startswith("[1/2]"):
+        if message.startswith("[1/4]"):  # 2 attacks, the reference and the convergence run
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -183,7 +214,7 @@ def test_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     cell = written[written["attack"] != "ensemble"]
     assert len(cell) == 2 * 5 and cell["attack"].nunique() == 1  # the finished cell: 2 epsilons x 5 variants
     resumed = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
-    assert resumed.stats["cells_cached"] == 1 and resumed.stats["cells_computed"] == 1
+    assert resumed.stats["cells_cached"] == 1 and resumed.stats["cells_computed"] == 3
     assert resumed.stats["models_trained"] == 0
 
 
@@ -211,7 +242,8 @@ def test_a_failing_cell_is_an_error_row_and_is_not_cached(tmp_path: Path) -> Non
         assert (result.table[result.table["attack"] == "art.fgsm"]["error"] == "").all()
         assert result.stats["cells_failed"] == 1
         again = run(matrix, results_dir=tmp_path, cache_dir=tmp_path / "cache")
-        assert again.stats["cells_failed"] == 1 and again.stats["cells_cached"] == 1  # the failure was not cached
+        # the failure was not cached; art.fgsm and the two reference runs were
+        assert again.stats["cells_failed"] == 1 and again.stats["cells_cached"] == 3
     finally:
         ATTACKS.unregister("test.broken")
 
@@ -247,9 +279,9 @@ def test_input_transforms_reuse_the_undefended_model_and_record_the_gradient(tmp
     assert by_defense["bit-depth[bits=3]"] == ["bpda", "exact", "oblivious"]
     assert by_defense["gauss-noise[eot_samples=2,sigma=2.0]"] == ["eot", "exact", "oblivious"]
     assert table["model"].nunique() == 1 and result.stats["models_trained"] == 1  # one undefended model, shared
-    assert table[table["attack"] != "ensemble"]["cell"].nunique() == 7
+    assert table[table["attack"] != "ensemble"]["cell"].nunique() == 7 * 3  # and the two reference runs each
     assert len(result.models) == 3 and result.models["model"].nunique() == 1
-    table = table[(table["quantized"] == "float") & (table["postprocess"] == "none") & (table["attack"] != "ensemble")]
+    table = table[(table["quantized"] == "float") & (table["postprocess"] == "none") & (table["library"] == "art")]
     bits = table[table["defense"] == "bit-depth[bits=3]"].set_index(["gradient", "epsilon_255"])
     # every evaluation judges through the transform: the same clean accuracy, below the bare model's
     assert bits["clean_accuracy"].nunique() == 1

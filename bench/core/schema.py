@@ -43,6 +43,8 @@ FLAG_NAMES: tuple[str, ...] = (
     "zero_loss_gradients",
     "noisy_gradients",
     "loss_not_increasing",
+    "weaker_than_reference",
+    "not_converged",
     "libraries_disagree",
     "too_few_samples",
 )
@@ -75,6 +77,9 @@ INTERVAL_RATES = ("clean_accuracy", "robust_accuracy", "tpr", "tnr", "attack_suc
 # values until they are computed.
 DERIVED: dict[str, Any] = {
     **{f"{rate}_{end}": float("nan") for rate in INTERVAL_RATES for end in ("low", "high")},
+    # the reference attack's robust accuracy (weaker_than_reference) and the convergence run's
+    # (not_converged) on the same samples, beside each row they judge (bench/run/flags.py)
+    **{column: float("nan") for column in ("reference_robust_accuracy", "converged_robust_accuracy")},
     "flags": "",  # names of the flags raised on the row, joined by ","; empty when none
     **{f"flag_{name}": False for name in FLAG_NAMES},
 }
@@ -87,6 +92,8 @@ def _matrix_columns() -> dict[str, str]:
         out[name] = dtype
         if name in INTERVAL_RATES:
             out.update({f"{name}_low": "float64", f"{name}_high": "float64"})
+        if name == "robust_accuracy":
+            out.update({"reference_robust_accuracy": "float64", "converged_robust_accuracy": "float64"})
         if name == "model":
             out[DEVICE], out[THREADS] = "string", "Int64"
     out["flags"] = "string"

@@ -47,3 +47,15 @@ def success_rate_intervals(table: pd.DataFrame) -> pd.DataFrame:
     robust = np.rint(table["robust_accuracy"].to_numpy(dtype=np.float64) * n)
     low, high = wilson_arrays(correct - robust, correct)
     return table.assign(attack_success_rate_low=low, attack_success_rate_high=high)
+
+
+def mcnemar_p(b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of McNemar's exact test for paired outcomes, element-wise: ``b`` and
+    ``c`` count the discordant samples either way (1 where there are none)."""
+    from scipy.stats import binom
+
+    b = np.asarray(b, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    n = b + c
+    p = 2.0 * binom.cdf(np.minimum(b, c), n, 0.5)
+    return np.asarray(np.where(n > 0, np.minimum(p, 1.0), 1.0))

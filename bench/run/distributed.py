@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import BenchError
 from bench.run.execute import Busy, Runner, describe, obtain_model
-from bench.run.plan import pair_key
+from bench.run.plan import pair_key, sweep
 from bench.run.probes import probe
 from bench.run.scoring import score_images
 from bench.run.store import CellOutput, Store
@@ -356,7 +356,9 @@ def _cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any
         dataset, trained = _model(ctx, store, cell.model, device)
         start = time.perf_counter()
         try:
-            rows, samples, images = compute_cell(cell, ctx.matrix, dataset, trained, device=device)
+            rows, samples, images = compute_cell(
+                cell, sweep(ctx.matrix, cell.epsilons_255), dataset, trained, device=device
+            )
         except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not retried
             return {"status": "failed", "error": describe(err), "seconds": time.perf_counter() - start}
         store.put_cell(cell, CellOutput(rows, samples, images))

@@ -36,7 +36,7 @@ from bench.inputs.data import build_dataset
 from bench.inputs.photos import ImageSource, builtin_source
 from bench.run.cells import compute_cell
 from bench.run.flags import flag_counts
-from bench.run.plan import Cell, ModelJob, Plan, ProbeJob, dataset_key, make_plan, pair_key
+from bench.run.plan import Cell, ModelJob, Plan, ProbeJob, dataset_key, make_plan, pair_key, sweep
 from bench.run.postprocess import VARIANTS
 from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.scoring import Scores, score_images
@@ -479,13 +479,17 @@ class Runner:
             self.progress(f"{self._counter()} {cell.label}: cached")
             return
         if trained is None or dataset is None:
-            self.rows[cell.key] = error_rows(cell, self.matrix, self.models[cell.model.label]["error"])
+            self.rows[cell.key] = error_rows(
+                cell, sweep(self.matrix, cell.epsilons_255), self.models[cell.model.label]["error"]
+            )
             self.stats["cells_failed"] += 1
             self.progress(f"{self._counter()} {cell.label}: FAILED (model failed)")
             return
         start = time.perf_counter()
         try:
-            rows, samples, images = compute_cell(cell, self.matrix, dataset, trained, device=self.torch_device)
+            rows, samples, images = compute_cell(
+                cell, sweep(self.matrix, cell.epsilons_255), dataset, trained, device=self.torch_device
+            )
         except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not a failed run
             self.cell_failed(cell, describe(err))
             return
@@ -494,7 +498,7 @@ class Runner:
 
     def cell_failed(self, cell: Cell, message: str) -> None:
         """Record a cell that raised: error rows, never stored."""
-        self.rows[cell.key] = error_rows(cell, self.matrix, message)
+        self.rows[cell.key] = error_rows(cell, sweep(self.matrix, cell.epsilons_255), message)
         self.stats["cells_failed"] += 1
         self.progress(f"{self._counter()} {cell.label}: FAILED {message}")
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.schema import FLAG_NAMES, PRECISION_FLAGS
+from bench.core.stats import mcnemar_p
 
 FLAGS: tuple[str, ...] = FLAG_NAMES  # in the order of the flag columns (names documented in docs/flags.md)
 DOC = "docs/flags.md"
@@ -37,6 +38,7 @@ UNBOUNDED_ROBUST = 0.02  # unbounded_not_zero: more than 2% of the samples survi
 LOSS_NOT_INCREASING_SHARE = 0.05  # loss_not_increasing: more than 5% of the clean-correct samples
 ZERO_LOSS_GRADIENT_SHARE = 0.01  # zero_loss_gradients: more than 1% of the clean-correct samples
 NOISY_GRADIENT_SHARE = 0.05  # noisy_gradients: more than 5% of the clean-correct samples
+PAIRED_ALPHA = 0.005  # weaker_than_reference, not_converged: McNemar's exact test, two-sided, below this
 SINGLE_STEP = ("fgsm", "fgm", "fgm-l2")  # attack kinds (the name after the library) that take one step
 BLACK_BOX = ("score", "decision")
 
@@ -183,6 +185,99 @@ def libraries_disagree(table: pd.DataFrame) -> pd.Series:
     return out
 
 
+def roles(attacks: pd.Series) -> pd.Series:
+    """Each row's part in the paired checks: ``reference`` (the suite's reference attack of its
+    norm), ``convergence`` (the convergence run) or "" (bench/attacks/bench, bench/run/plan.py)."""
+    return attacks.map(_role_names()).fillna("").astype(str)
+
+
+@functools.cache
+def _role_names() -> dict[str, str]:
+    from bench.attacks import ATTACKS
+    from bench.attacks.bench import REFERENCE, convergence, reference
+
+    out = {str(ATTACKS.resolve(reference(norm))): "reference" for norm in REFERENCE}
+    out.update({str(ATTACKS.resolve(convergence(norm))): "convergence" for norm in REFERENCE})
+    return out
+
+
+def _judged(table: pd.DataFrame) -> pd.Series:
+    """Rows the paired checks judge: white-box attacks that iterate (fixed budget or minimum norm);
+    a single step (FGSM) is weak by design, score- and decision-based attacks and the control
+    are compared with the white-box attacks by other flags."""
+    white = table["threat"] == "white-box"
+    return white & ~_kind(table["attack"]).isin(SINGLE_STEP)
+
+
+def paired(table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series, yardstick: pd.Series) -> pd.DataFrame:
+    """Each ``judged`` row against the ``yardstick`` row of its :data:`GROUP` (same model,
+    gradient, norm, variant and epsilon; images as optimised, float or 8-bit, not JPEG
+    re-compressed), sample by sample: ``b`` the samples robust under the
+    row that the yardstick fooled, ``c`` the reverse, ``p`` McNemar's exact test on them, and
+    ``yardstick`` its robust accuracy. Indexed by the judged rows that have one."""
+    columns = ["b", "c", "p", "yardstick"]
+    valid = _valid(table) & _optimised(table)  # which images survive JPEG best says nothing of convergence
+    rows, yard = table[valid & judged], table[valid & yardstick]
+    if rows.empty or yard.empty or samples is None or samples.empty:
+        return pd.DataFrame(columns=columns, dtype=float)
+    yard = yard.drop_duplicates(GROUP)[[*GROUP, "cell", "robust_accuracy"]]
+    pairs = (
+        rows[[*GROUP, "cell"]]
+        .rename_axis("row")
+        .reset_index()
+        .merge(yard.rename(columns={"cell": "ycell", "robust_accuracy": "yardstick"}), on=GROUP)
+    )
+    pairs = pairs[pairs["cell"] != pairs["ycell"]]
+    if pairs.empty:
+        return pd.DataFrame(columns=columns, dtype=float)
+    variant = ["quantized", "postprocess", "epsilon_255"]
+    wanted = set(pairs["cell"]) | set(pairs["ycell"])
+    outcome = samples.loc[samples["cell"].isin(wanted), ["cell", *variant, "sample", "adv_correct"]]
+    outcome = outcome.astype({"quantized": str, "postprocess": str})
+    pairs = pairs.astype({"quantized": str, "postprocess": str})
+    joined = pairs[["row", "cell", "ycell", *variant]].merge(outcome, on=["cell", *variant])
+    joined = joined.merge(
+        outcome.rename(columns={"cell": "ycell", "adv_correct": "yadv"}), on=["ycell", *variant, "sample"]
+    )
+    robust, fooled = joined["adv_correct"].astype(bool), joined["yadv"].astype(bool)
+    counts = joined.assign(b=robust & ~fooled, c=~robust & fooled).groupby("row")[["b", "c"]].sum()
+    counts["p"] = mcnemar_p(counts["b"].to_numpy(), counts["c"].to_numpy())
+    counts["yardstick"] = pairs.set_index("row")["yardstick"]
+    return counts[columns]
+
+
+def _weaker(
+    table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series, role: str
+) -> tuple[pd.Series, pd.Series]:
+    """The flag (significantly more samples robust under the row than under the ``role`` rows of
+    its group) and the column of the yardstick's robust accuracy beside every judged row."""
+    flag = pd.Series(False, index=table.index)
+    number = pd.Series(np.nan, index=table.index, dtype=float)
+    found = paired(table, samples, judged, roles(table["attack"]) == role)
+    if not found.empty:
+        number.loc[found.index] = found["yardstick"].to_numpy(dtype=float)
+        fired = found.index[(found["b"] > found["c"]) & (found["p"] < PAIRED_ALPHA)]
+        flag.loc[fired] = True
+    return flag, number
+
+
+def weaker_than_reference(table: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
+    """Iterative and minimum-norm white-box rows whose robust accuracy is significantly above the
+    reference attack's (the suite's margin-loss PGD, scale invariant) on the same samples: the
+    row's attack missed what a plain PGD on the margin finds - masked or saturated gradients of
+    its loss, or too weak an attack. Also returns the reference's number beside each such row."""
+    role = roles(table["attack"])
+    return _weaker(table, samples, _judged(table) & (role == ""), "reference")
+
+
+def not_converged(table: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
+    """Iterative and minimum-norm white-box rows (the reference's included) whose robust accuracy
+    is significantly above the convergence run's (5x the steps, 5 restarts; at the middle and
+    largest epsilon) on the same samples; also returns that run's number beside each such row."""
+    role = roles(table["attack"])
+    return _weaker(table, samples, _judged(table) & (role != "convergence"), "convergence")
+
+
 def too_few_samples(table: pd.DataFrame) -> pd.Series:
     """The robust-accuracy interval is wider than +-:data:`MAX_HALF_WIDTH`."""
     half = (table["robust_accuracy_high"] - table["robust_accuracy_low"]) / 2
@@ -232,24 +327,38 @@ def probe_flags(table: pd.DataFrame, probes: pd.DataFrame | None) -> dict[str, p
     return out
 
 
-def compute_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One boolean column per flag (``flag_<name>``, :data:`FLAGS` order) for the rows of ``table``."""
+def compute_flags(
+    table: pd.DataFrame, probes: pd.DataFrame | None = None, samples: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One boolean column per flag (``flag_<name>``, :data:`FLAGS` order) for the rows of ``table``,
+    then the numbers the paired flags compared with (``reference_robust_accuracy``,
+    ``converged_robust_accuracy``). ``samples``: the per-sample table (the paired flags need it;
+    without it they raise nothing)."""
+    weaker, reference_number = weaker_than_reference(table, samples)
+    unconverged, converged_number = not_converged(table, samples)
     found = {
         "non_monotone": non_monotone(table),
         "single_beats_iterative": single_beats_iterative(table),
         "blackbox_beats_whitebox": blackbox_beats_whitebox(table),
         "libraries_disagree": libraries_disagree(table),
         "too_few_samples": too_few_samples(table),
+        "weaker_than_reference": weaker,
+        "not_converged": unconverged,
         **probe_flags(table, probes),
     }
-    return pd.DataFrame({f"flag_{name}": found[name].astype(bool) for name in FLAGS}, index=table.index)
+    out = pd.DataFrame({f"flag_{name}": found[name].astype(bool) for name in FLAGS}, index=table.index)
+    return out.assign(reference_robust_accuracy=reference_number, converged_robust_accuracy=converged_number)
 
 
-def add_flags(table: pd.DataFrame, probes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``table`` with its ``flag_<name>`` columns and the ``flags`` column (fired names joined by ",")."""
-    flags = compute_flags(table, probes)
+def add_flags(
+    table: pd.DataFrame, probes: pd.DataFrame | None = None, samples: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """``table`` with its ``flag_<name>`` columns, the ``flags`` column (fired names joined by ",")
+    and the paired flags' numbers (:func:`compute_flags`)."""
+    flags = compute_flags(table, probes, samples)
     names = np.array(FLAGS, dtype=object)
-    joined = [",".join(names[row]) for row in flags.to_numpy(dtype=bool)]
+    marks = flags[[f"flag_{name}" for name in FLAGS]].to_numpy(dtype=bool)
+    joined = [",".join(names[row]) for row in marks]
     column = pd.Series(joined, index=table.index, dtype="string")
     return table.assign(**{c: flags[c] for c in flags.columns}, flags=column)
 

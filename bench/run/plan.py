@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bench.attacks import ATTACKS, attack_class
+from bench.attacks.bench import convergence, reference
 from bench.core.fingerprint import digest, fingerprint
 from bench.tasks import TASKS
 from defenses import DEFENSES, attack_gradients, is_input_transform
@@ -78,6 +79,9 @@ class Cell:
     runs: Spec
     key: str
     keeps_images: bool = False
+    # the epsilons (8-bit units) the cell sweeps; empty: the matrix's. The convergence run
+    # (:func:`added_attacks`) sweeps only the middle and largest one
+    epsilons_255: tuple[float, ...] = ()
 
     @property
     def model_key(self) -> str:
@@ -237,6 +241,33 @@ def images_attack(matrix: Matrix) -> Spec | None:
     return next((a for a in candidates if "pgd" in a.name), candidates[0] if candidates else None)
 
 
+def added_attacks(matrix: Matrix) -> tuple[tuple[Spec, tuple[float, ...]], ...]:
+    """The attacks every run adds to its matrix's, with the epsilons they sweep (empty: all).
+
+    For each norm the matrix's adversarial attacks use (not the controls, which measure robustness
+    to noise; bench/attacks/bench): the suite's reference attack at
+    every epsilon - the ``weaker_than_reference`` flag's yardstick, in every ensemble - and the
+    convergence run (5x the steps, 5 restarts) at the middle and the largest epsilon, behind the
+    ``not_converged`` flag. An attack the matrix lists already is not added again.
+    """
+    adversarial = [cls for cls in (attack_class(a.name) for a in matrix.attacks) if cls.threat != "control"]
+    norms = [n for n in ("linf", "l2") if any(cls.norm == n for cls in adversarial)]
+    ordered = sorted(matrix.epsilons_255)
+    checked = tuple(sorted({ordered[(len(ordered) - 1) // 2], ordered[-1]})) if ordered else ()
+    out: list[tuple[Spec, tuple[float, ...]]] = []
+    for norm in norms:
+        for name, eps in ((reference(norm), ()), (convergence(norm), checked)):
+            spec = ATTACKS.resolve(name)
+            if spec not in matrix.attacks:
+                out.append((spec, () if eps == tuple(ordered) else eps))
+    return tuple(out)
+
+
+def sweep(matrix: Matrix, epsilons_255: tuple[float, ...]) -> Matrix:
+    """The matrix a cell computes with: the same, sweeping ``epsilons_255`` if any are given."""
+    return dataclasses.replace(matrix, epsilons_255=epsilons_255) if epsilons_255 else matrix
+
+
 def plan_models(matrix: Matrix, source: ImageSource, device: str = "cpu") -> tuple[ModelJob, ...]:
     """Every trained model the matrix needs, with its keys (``device``: the device kind)."""
     none = DEFENSES.resolve("none")
@@ -259,17 +290,19 @@ def make_plan(matrix: Matrix, source: ImageSource, device: str = "cpu", *, threa
     TRAINING_THREADS (bench/run/training.py): model keys hold no thread count."""
     models = plan_models(matrix, source, device)
     keep = images_attack(matrix)
+    attacks = [(attack, ()) for attack in matrix.attacks] + list(added_attacks(matrix))
     cells = tuple(
         Cell(
             job,
             attack,
             gradient,
             attack_for(attack, gradient),
-            cell_key(job.key, job.defense, attack, gradient, matrix, threads=threads),
+            cell_key(job.key, job.defense, attack, gradient, sweep(matrix, eps), threads=threads),
             keeps_images=attack == keep and gradient == "exact" and not is_input_transform(job.defense),
+            epsilons_255=eps,
         )
         for job in models
-        for attack in matrix.attacks
+        for attack, eps in attacks
         for gradient in attack_gradients(job.defense)
     )
     probes = tuple(

@@ -135,7 +135,7 @@ def assemble(
     ensemble = ensemble_rows(table, per_sample, positive)
     if not ensemble.empty:
         table = conform(pd.concat([table, ensemble.assign(device=device, threads=threads)]), MATRIX_COLUMNS)
-    table = conform(add_flags(success_rate_intervals(table), probes), MATRIX_COLUMNS)
+    table = conform(add_flags(success_rate_intervals(table), probes, per_sample), MATRIX_COLUMNS)
     frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
     splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}
     val_n = frame["task"].map(lambda t: (splits.get(t, {}).get("val") or {}).get("patches", 0)).astype(float)
