@@ -16,7 +16,9 @@ attacks; thresholds are the module constants. The two comparisons of attack stre
 (single_beats_iterative, blackbox_beats_whitebox) are made only on the rows without JPEG
 re-compression: no attack optimised for surviving JPEG, so which attack's images survive it best
 says nothing about the attacks' optimisation (FGSM's full-budget sign perturbation can survive JPEG
-better than PGD's finer one; docs/design.md, Trust flags).
+better than PGD's finer one; docs/design.md, Trust flags). The paired flags (weaker_than_reference,
+not_converged) compare two attacks on the same samples instead, from the per-sample table, with
+McNemar's exact test (:func:`paired`): pairing sees a difference that overlapping intervals hide.
 """
 
 from __future__ import annotations
@@ -185,28 +187,39 @@ def libraries_disagree(table: pd.DataFrame) -> pd.Series:
     return out
 
 
-def roles(attacks: pd.Series) -> pd.Series:
+def roles(table: pd.DataFrame) -> pd.Series:
     """Each row's part in the paired checks: ``reference`` (the suite's reference attack of its
-    norm), ``convergence`` (the convergence run) or "" (bench/attacks/bench, bench/run/plan.py)."""
-    return attacks.map(_role_names()).fillna("").astype(str)
+    norm), ``convergence`` (the convergence run) or "" (bench/attacks/bench, bench/run/plan.py).
+    By the attack the row ran with its gradient: a BPDA cell runs its attack with more steps
+    (defenses/_transform.py, ``attack_for``), and its rows name that run."""
+    names = _role_names()
+    keys = pd.Series(list(zip(table["attack"].astype(str), table["gradient"].astype(str))), index=table.index)
+    return keys.map(names).fillna("").astype(str)
 
 
 @functools.cache
-def _role_names() -> dict[str, str]:
+def _role_names() -> dict[tuple[str, str], str]:
     from bench.attacks import ATTACKS
     from bench.attacks.bench import REFERENCE, convergence, reference
+    from defenses._transform import GRADIENTS, attack_for
 
-    out = {str(ATTACKS.resolve(reference(norm))): "reference" for norm in REFERENCE}
-    out.update({str(ATTACKS.resolve(convergence(norm))): "convergence" for norm in REFERENCE})
+    out: dict[tuple[str, str], str] = {}
+    for norm in REFERENCE:
+        for name, role in ((reference(norm), "reference"), (convergence(norm), "convergence")):
+            for gradient in GRADIENTS:
+                out[(str(attack_for(ATTACKS.resolve(name), gradient)), gradient)] = role
     return out
 
 
 def _judged(table: pd.DataFrame) -> pd.Series:
     """Rows the paired checks judge: white-box attacks that iterate (fixed budget or minimum norm);
     a single step (FGSM) is weak by design, score- and decision-based attacks and the control
-    are compared with the white-box attacks by other flags."""
+    are compared with the white-box attacks by other flags. Minimum-norm attacks only on float
+    images: their images lie just past the decision boundary by design, where 8-bit rounding
+    undoes them, which says nothing of their convergence."""
     white = table["threat"] == "white-box"
-    return white & ~_kind(table["attack"]).isin(SINGLE_STEP)
+    min_norm_rounded = table["minimum_norm"].astype(bool) & (table["quantized"] != "float")
+    return white & ~_kind(table["attack"]).isin(SINGLE_STEP) & ~min_norm_rounded
 
 
 def paired(table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series, yardstick: pd.Series) -> pd.DataFrame:
@@ -239,8 +252,8 @@ def paired(table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series,
     joined = joined.merge(
         outcome.rename(columns={"cell": "ycell", "adv_correct": "yadv"}), on=["ycell", *variant, "sample"]
     )
-    robust, fooled = joined["adv_correct"].astype(bool), joined["yadv"].astype(bool)
-    counts = joined.assign(b=robust & ~fooled, c=~robust & fooled).groupby("row")[["b", "c"]].sum()
+    robust, yard_robust = joined["adv_correct"].astype(bool), joined["yadv"].astype(bool)
+    counts = joined.assign(b=robust & ~yard_robust, c=~robust & yard_robust).groupby("row")[["b", "c"]].sum()
     counts["p"] = mcnemar_p(counts["b"].to_numpy(), counts["c"].to_numpy())
     counts["yardstick"] = pairs.set_index("row")["yardstick"]
     return counts[columns]
@@ -253,7 +266,7 @@ def _weaker(
     its group) and the column of the yardstick's robust accuracy beside every judged row."""
     flag = pd.Series(False, index=table.index)
     number = pd.Series(np.nan, index=table.index, dtype=float)
-    found = paired(table, samples, judged, roles(table["attack"]) == role)
+    found = paired(table, samples, judged, roles(table) == role)
     if not found.empty:
         number.loc[found.index] = found["yardstick"].to_numpy(dtype=float)
         fired = found.index[(found["b"] > found["c"]) & (found["p"] < PAIRED_ALPHA)]
@@ -266,7 +279,7 @@ def weaker_than_reference(table: pd.DataFrame, samples: pd.DataFrame | None) -> 
     reference attack's (the suite's margin-loss PGD, scale invariant) on the same samples: the
     row's attack missed what a plain PGD on the margin finds - masked or saturated gradients of
     its loss, or too weak an attack. Also returns the reference's number beside each such row."""
-    role = roles(table["attack"])
+    role = roles(table)
     return _weaker(table, samples, _judged(table) & (role == ""), "reference")
 
 
@@ -274,7 +287,7 @@ def not_converged(table: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[pd
     """Iterative and minimum-norm white-box rows (the reference's included) whose robust accuracy
     is significantly above the convergence run's (5x the steps, 5 restarts; at the middle and
     largest epsilon) on the same samples; also returns that run's number beside each such row."""
-    role = roles(table["attack"])
+    role = roles(table)
     return _weaker(table, samples, _judged(table) & (role != "convergence"), "convergence")
 
 

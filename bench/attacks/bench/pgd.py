@@ -105,14 +105,19 @@ def margin_attack(
                     best[todo[better]] = current.detach()[better]
                 if k == steps:
                     break
-                (grad,) = torch.autograd.grad(value.sum(), current, allow_unused=True)
+                grad = None
+                if value.requires_grad:  # a detector whose output ignores its input has no gradient at all
+                    (grad,) = torch.autograd.grad(value.sum(), current, allow_unused=True)
                 grad = torch.zeros_like(current) if grad is None else torch.nan_to_num(grad.detach(), nan=0.0)
                 if norm == "linf":
                     move = grad.sign()
                 else:
+                    # normalised in two stages, by the largest component first: the norm of a
+                    # gradient of hugely scaled logits would overflow float32 and stop the attack
+                    peak = _per_sample(grad.flatten(1).abs().amax(dim=1).clamp_min(1e-30), grad.ndim)
+                    grad = torch.nan_to_num(grad / peak, nan=0.0, posinf=0.0, neginf=0.0)
                     size = grad.flatten(1).norm(dim=1)
                     move = grad / _per_sample(size.clamp_min(1e-30), grad.ndim)
-                    move = torch.nan_to_num(move, nan=0.0, posinf=0.0, neginf=0.0)
                 adv = _project(current.detach() + step * move, start, eps, norm)
         out.append(best.cpu().numpy())
     return np.concatenate(out) if out else np.asarray(x, dtype=np.float32).copy()
