@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.attacks.bench.pgd import margin  # the reference attack's loss (bench/attacks/bench)
 from bench.core.devices import model_device, on_device
 from bench.core.inference import predict
 from bench.run.subset import attacked_subset
@@ -60,15 +61,6 @@ STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two g
 STEPS = 32  # STEPS x STEP = UNBOUNDED_EPS: the whole ball is reachable; a sample stops once fooled
 BATCH = 500
 NOISY_COSINE = 0.5  # two draws of a gradient whose noise outweighs its signal correlate below this
-
-
-def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample logit margin max_{j != y} z_j - z_y: positive exactly when the sample is misclassified."""
-    import torch
-
-    true = logits.gather(1, y[:, None])[:, 0]
-    others = logits.masked_fill(torch.nn.functional.one_hot(y, logits.shape[1]).bool(), float("-inf"))
-    return others.max(dim=1).values - true
 
 
 def margin_pgd(
