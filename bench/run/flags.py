@@ -260,13 +260,13 @@ def paired(table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series,
 
 
 def _weaker(
-    table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series, role: str
+    table: pd.DataFrame, samples: pd.DataFrame | None, judged: pd.Series, yardstick: pd.Series
 ) -> tuple[pd.Series, pd.Series]:
-    """The flag (significantly more samples robust under the row than under the ``role`` rows of
-    its group) and the column of the yardstick's robust accuracy beside every judged row."""
+    """The flag (significantly more samples robust under the row than under the ``yardstick`` row
+    of its group) and the column of the yardstick's robust accuracy beside every judged row."""
     flag = pd.Series(False, index=table.index)
     number = pd.Series(np.nan, index=table.index, dtype=float)
-    found = paired(table, samples, judged, roles(table) == role)
+    found = paired(table, samples, judged, yardstick)
     if not found.empty:
         number.loc[found.index] = found["yardstick"].to_numpy(dtype=float)
         fired = found.index[(found["b"] > found["c"]) & (found["p"] < PAIRED_ALPHA)]
@@ -280,7 +280,7 @@ def weaker_than_reference(table: pd.DataFrame, samples: pd.DataFrame | None) -> 
     row's attack missed what a plain PGD on the margin finds - masked or saturated gradients of
     its loss, or too weak an attack. Also returns the reference's number beside each such row."""
     role = roles(table)
-    return _weaker(table, samples, _judged(table) & (role == ""), "reference")
+    return _weaker(table, samples, _judged(table) & (role == ""), role == "reference")
 
 
 def not_converged(table: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
@@ -288,7 +288,7 @@ def not_converged(table: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[pd
     is significantly above the convergence run's (5x the steps, 5 restarts; at the middle and
     largest epsilon) on the same samples; also returns that run's number beside each such row."""
     role = roles(table)
-    return _weaker(table, samples, _judged(table) & (role != "convergence"), "convergence")
+    return _weaker(table, samples, _judged(table) & (role != "convergence"), role == "convergence")
 
 
 def too_few_samples(table: pd.DataFrame) -> pd.Series:
