@@ -141,7 +141,7 @@ def test_an_explicit_cpu_device_changes_no_number() -> None:
         ("jpeg", "foolbox.fgsm", "bpda"),
     ):
         spec = DEFENSES.resolve(defense)
-        job = ModelJob(task, detector, spec, "synthetic", "m", none)
+        job = ModelJob(task, detector, spec, "synthetic", "m", none, 0)
         cell = Cell(job, ATTACKS.resolve(attack), gradient, ATTACKS.resolve(attack), "c", keeps_images=True)
         rows, samples, images = compute_cell(cell, matrix, dataset, trained)
         rows_cpu, samples_cpu, images_cpu = compute_cell(cell, matrix, dataset, trained, device=CPU)

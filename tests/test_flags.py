@@ -26,6 +26,7 @@ BASE = {
     "task": "median3",
     "detector": "bayar",
     "defense": "none",
+    "training_seed": "0",
     "gradient": "exact",
     "norm": "linf",
     "quantized": "float",

@@ -11,6 +11,7 @@ them): the test fails if the cell being recorded is lost.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from bench.core import interrupt
 from bench.inputs.matrix import parse_matrix
 from bench.outputs.formats import ResultsFolder
 from bench.run.distributed import Cluster, DaskRunner
+from bench.run.execute import Runner
 from bench.run.store import Store
 from tests import instant
 from tests.test_bookkeeping import instant_doc
@@ -58,3 +61,40 @@ def test_an_interruption_while_a_cell_is_recorded_keeps_it(address: str, tmp_pat
     assert recorded, "the run was not interrupted while recording a cell"
     table = pd.read_parquet(tmp_path / "out" / "matrix.parquet")  # written on the way out
     assert recorded[0] in set(table["cell"]), "the cell being recorded was lost"
+
+
+class _Swallowing:
+    """What Dask's garbage-collector callback did to a Ctrl-C in CI: it arrives while the
+    interpreter runs a finaliser, is printed as "Exception ignored" and is lost."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing, on purpose
+@pytest.mark.parametrize("executor", ["serial", "dask"])
+def test_a_ctrl_c_python_swallows_still_ends_the_run(executor: str, address: str, tmp_path: Path) -> None:
+    recorded: list[str] = []
+    with instant.detector_registered(), instant.registered(), interrupt.handling():
+        options: dict[str, Any] = {"store": Store(tmp_path / "cache"), "sink": ResultsFolder(tmp_path / "out")}
+        matrix = parse_matrix(instant_doc(3))
+        runner = (
+            Runner(matrix, **options)
+            if executor == "serial"
+            else DaskRunner(matrix, cluster=Cluster(address=address), threads=1, **options)
+        )
+        record = runner.cell_computed
+
+        def swallowed(cell: Any, *args: Any, **kwargs: Any) -> None:
+            recorded.append(cell.key)
+            if len(recorded) == 1:
+                _Swallowing()  # the KeyboardInterrupt dies in the finaliser; the flag is what remains
+            record(cell, *args, **kwargs)
+
+        runner.cell_computed = swallowed  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            runner.run()
+        cells = len(runner.plan().cells)
+    assert len(recorded) < cells, f"the run went on to all {cells} cells after the Ctrl-C"
+    table = pd.read_parquet(tmp_path / "out" / "matrix.parquet")
+    assert recorded[0] in set(table["cell"]), "the finished cell was lost"

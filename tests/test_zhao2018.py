@@ -1,4 +1,5 @@
-"""The seed-study profile: the paper's detectors, defences and attacks, sharing the defence zoo's models."""
+"""The seed-study profile: the paper's detectors, defences and attacks, sharing the defence zoo's
+models (its seed 0's), with three training seeds."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ def test_zhao2018_is_the_seed_study_and_shares_the_defence_zoo_cache() -> None:
     assert len(zhao.epsilons_255) >= 4
     source = builtin_source()
     zoo_models = {j.key for j in plan_models(zoo, source)}
-    assert {j.key for j in plan_models(zhao, source)} <= zoo_models  # trained once, for both profiles
+    assert zhao.training_seeds == (0, 1, 2) and zhao.seed == 0 and zoo.training_seeds == (0,)
+    models = plan_models(zhao, source)
+    assert len(models) == 3 * 8 and len({j.key for j in models}) == len(models)
+    # seed 0's models are the zoo's, trained once for both profiles; seeds 1 and 2 are other models
+    assert {j.key for j in models if j.training_seed == 0} <= zoo_models
+    assert not {j.key for j in models if j.training_seed != 0} & zoo_models
     assert images_attack(zhao).name == "art.pgd"  # transfer and gallery come from ART PGD
-    pgd = {c.key for c in make_plan(zhao, source, threads=1).cells if c.attack.name == "art.pgd"}
+    plan = make_plan(zhao, source, threads=1)
+    pgd = {c.key for c in plan.cells if c.attack.name == "art.pgd" and c.model.training_seed == 0}
     assert pgd <= {c.key for c in make_plan(zoo, source, threads=1).cells}  # the same cells as the defence zoo's

@@ -7,12 +7,12 @@ bench/studies/costs.py, which print nothing.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.core import interrupt
 from bench.core.errors import BenchError
 
 if TYPE_CHECKING:
@@ -132,14 +132,14 @@ def _matrix(args: argparse.Namespace) -> Matrix:
 
 
 def _run(args: argparse.Namespace) -> int:
+    matrix = _matrix(args)
+    with interrupt.handling():  # Ctrl-C and SIGTERM end the run even when Python swallows the first
+        return _run_or_cost(args, matrix)
+
+
+def _run_or_cost(args: argparse.Namespace, matrix: Matrix) -> int:
     from bench.cli.progress import Display
 
-    matrix = _matrix(args)
-
-    def terminate(signum: int, frame: object) -> None:  # SIGTERM (CI timeouts, kill) ends like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
     if args.command == "costs":
         start = time.perf_counter()
 
@@ -281,7 +281,9 @@ def _print_frame(frame: pd.DataFrame, width: int) -> None:
 def _summary(result: RunResult, folder: Path) -> None:
     import pandas as pd
 
-    table = result.table
+    from bench.core.schema import headline
+
+    table = headline(result.table)  # across the training seeds where there are several
     ok = table[table["error"] == ""]
     floats = ok[(ok["quantized"] == "float") & (ok["postprocess"] == "none")]
     if len(floats):
@@ -310,7 +312,7 @@ def _summary(result: RunResult, folder: Path) -> None:
                 print("ensemble (worst case per sample over all attacks) after 8-bit rounding and JPEG recompression")
                 print(variants.to_string())
     _flag_summary(table)
-    failed = table[table["error"] != ""].drop_duplicates("cell")
+    failed = result.table[result.table["error"] != ""].drop_duplicates("cell")
     for _, row in failed.iterrows():
         print(f"FAILED {row['detector']} | {row['defense']} | {row['attack']}: {row['error']}")
     s = result.stats

@@ -16,6 +16,7 @@ from bench.core.columns import CELL_COLUMNS, conform_columns
 from bench.core.columns import SAMPLE_COLUMNS as CELL_SAMPLE_COLUMNS
 
 __all__ = [
+    "ALL_SEEDS",
     "DERIVED",
     "DEVICE",
     "FAILURE_FLAGS",
@@ -27,10 +28,13 @@ __all__ = [
     "PROBE_COLUMNS",
     "SAMPLE_COLUMNS",
     "THREADS",
+    "TRAINING_SEED",
     "TRANSFER_COLUMNS",
     "conform",
     "conform_probes",
     "flagged_rows",
+    "headline",
+    "several_seeds",
 ]
 
 # The trust flags, in the order of their columns (computed by bench/run/flags.py, explained in docs/flags.md).
@@ -46,13 +50,14 @@ FLAG_NAMES: tuple[str, ...] = (
     "weaker_than_reference",
     "not_converged",
     "libraries_disagree",
+    "seed_sensitive",
     "too_few_samples",
 )
 
 # Severity (docs/flags.md): a *failure* of the evaluation - the number may be wrong, a stronger or
 # adaptive attack could break it - or a *limit of precision* - the number is what the attacks
 # achieved, but too uncertain to compare. `run --strict` exits 3 on failures; `--strict=all` on both.
-PRECISION_FLAGS: tuple[str, ...] = ("too_few_samples",)
+PRECISION_FLAGS: tuple[str, ...] = ("seed_sensitive", "too_few_samples")
 FAILURE_FLAGS: tuple[str, ...] = tuple(name for name in FLAG_NAMES if name not in PRECISION_FLAGS)
 
 
@@ -80,6 +85,12 @@ DERIVED: dict[str, Any] = {
     # the reference attack's robust accuracy (weaker_than_reference) and the convergence run's
     # (not_converged) on the same samples, beside each row they judge (bench/run/flags.py)
     **{column: float("nan") for column in ("reference_robust_accuracy", "converged_robust_accuracy")},
+    # the training seed (set when the tables are assembled; a table written before the column
+    # existed had one training, with its ``seed``: :func:`conform` fills that in) and the
+    # across-seed columns, set on the rows aggregated over the seeds (bench/run/seeds.py)
+    "training_seed": "",
+    "seeds": 1,
+    **{column: float("nan") for column in ("robust_accuracy_seed_min", "robust_accuracy_seed_max")},
     "flags": "",  # names of the flags raised on the row, joined by ","; empty when none
     **{f"flag_{name}": False for name in FLAG_NAMES},
 }
@@ -94,12 +105,23 @@ def _matrix_columns() -> dict[str, str]:
             out.update({f"{name}_low": "float64", f"{name}_high": "float64"})
         if name == "robust_accuracy":
             out.update({"reference_robust_accuracy": "float64", "converged_robust_accuracy": "float64"})
+            out.update({"robust_accuracy_seed_min": "float64", "robust_accuracy_seed_max": "float64"})
+        if name == "seed":
+            out.update({TRAINING_SEED: "string", "seeds": "int64"})
         if name == "model":
             out[DEVICE], out[THREADS] = "string", "Int64"
     out["flags"] = "string"
     out.update({f"flag_{name}": "bool" for name in FLAG_NAMES})
     return out
 
+
+# Every table has a ``training_seed`` column: the seed the row's model was trained with, as text
+# (a matrix's ``seeds``; without them its ``seed``). With several seeds the matrix table adds one row
+# per (model minus its seed, attack, gradient, epsilon, variant) with ``training_seed`` ALL_SEEDS:
+# the mean over the seeds, the across-seed range beside it and an interval spanning every seed's
+# (bench/run/seeds.py); ``seeds`` counts the seeds behind a row (1 on a seed's own row).
+TRAINING_SEED = "training_seed"
+ALL_SEEDS = "all"
 
 # Every table has a ``device`` column: the device kind ("cpu", "cuda") the run trained and attacked
 # on (bench/core/devices.py). It is set when the tables are assembled - a cell's own stored rows
@@ -114,7 +136,7 @@ THREADS = "threads"
 
 # samples.parquet: one row per (cell, epsilon, test sample); a cell's own rows (bench/core/columns.py)
 # and the run's device kind.
-SAMPLE_COLUMNS: dict[str, str] = {**CELL_SAMPLE_COLUMNS, DEVICE: "string", THREADS: "Int64"}
+SAMPLE_COLUMNS: dict[str, str] = {**CELL_SAMPLE_COLUMNS, TRAINING_SEED: "string", DEVICE: "string", THREADS: "Int64"}
 
 # matrix.csv / matrix.parquet: one row per (task, detector, defense, attack, gradient, epsilon,
 # quantized, postprocess), plus one `ensemble` row per (task, detector, defense, norm, epsilon,
@@ -126,6 +148,7 @@ MODEL_COLUMNS: dict[str, str] = {
     "task": "string",
     "detector": "string",
     "defense": "string",
+    TRAINING_SEED: "string",
     "test_accuracy": "float64",  # on the whole held-out test split
     "test_accuracy_low": "float64",
     "test_accuracy_high": "float64",
@@ -149,6 +172,7 @@ PROBE_COLUMNS: dict[str, str] = {
     "task": "string",
     "detector": "string",
     "defense": "string",
+    TRAINING_SEED: "string",
     "gradient": "string",
     "n": "int64",  # attacked test patches (the cells' subset)
     "clean_correct": "int64",  # of which classified correctly: the samples the two shares are over
@@ -199,6 +223,7 @@ TRANSFER_COLUMNS: dict[str, str] = {
     "transfer_success_rate": "float64",  # share of transfer_n the target gets wrong on the adversarial image
     "transfer_success_rate_low": "float64",
     "transfer_success_rate_high": "float64",
+    TRAINING_SEED: "string",  # of both models: images are scored on the models of their own seed
     "source_cell": "string",  # cache keys
     "target_model": "string",
     "device": "string",
@@ -206,10 +231,32 @@ TRANSFER_COLUMNS: dict[str, str] = {
 }
 
 
+def several_seeds(table: pd.DataFrame) -> bool:
+    """Whether a table holds the rows of more than one training seed."""
+    if TRAINING_SEED not in table:
+        return False
+    seeds = table[TRAINING_SEED]
+    return bool(seeds[seeds != ALL_SEEDS].nunique() > 1)
+
+
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a figure, page, LaTeX table or check shows: those across the training seeds where
+    a table has them (``training_seed`` = ALL_SEEDS), else every row (one seed)."""
+    if TRAINING_SEED not in table:
+        return table
+    across = table[TRAINING_SEED] == ALL_SEEDS
+    return table[across] if across.any() else table
+
+
 def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """Order columns and cast dtypes to a schema (missing columns are an error, except the
     :data:`DERIVED` ones, which are filled with their not-yet-computed values)."""
-    return conform_columns(frame, columns, DERIVED)
+    frame = conform_columns(frame, columns, DERIVED)
+    if TRAINING_SEED in columns and "seed" in columns:  # rows without one: trained with the run's seed
+        unset = frame[TRAINING_SEED].isna() | (frame[TRAINING_SEED] == "")
+        if unset.any():
+            frame.loc[unset, TRAINING_SEED] = frame.loc[unset, "seed"].astype(str)
+    return frame
 
 
 def conform_probes(frame: pd.DataFrame) -> pd.DataFrame:

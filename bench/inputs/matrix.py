@@ -25,11 +25,12 @@ from defenses import DEFENSES
 from detectors import DETECTORS
 
 REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
-OPTIONAL = ("profile", "description", "device", "data", "training")
+OPTIONAL = ("profile", "description", "device", "seeds", "data", "training")
 ATTACK_KEYS = ("attacks", "epsilons_255")
 _PROFILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # matched in full: it names a folder
 MAX_SAMPLES = 100_000  # attacked samples per cell
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds alike
+MAX_SEEDS = 32  # training seeds per model
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,14 @@ class Matrix:
     # where the run computes: auto | cpu | cuda | cuda:N (bench/core/devices.py; the CLI's --device
     # overrides it); only the device kind it resolves to enters the keys
     device: str = "auto"
+    # the training seeds: each model is trained once per seed (empty: once, with ``seed``). ``seed``
+    # stays the data and attack seed, so every training seed is attacked on the same test patches
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        """The seeds each model is trained with (``seeds``, or ``(seed,)`` without the key)."""
+        return self.seeds or (self.seed,)
 
     @property
     def builtin(self) -> bool:
@@ -65,6 +74,7 @@ class Matrix:
             "description": self.description,
             "device": self.device,
             "seed": self.seed,
+            **({"seeds": list(self.seeds)} if self.seeds else {}),
             "n_samples": self.n_samples,
             **{k: [str(s) for s in getattr(self, k)] for k in ("tasks", "detectors", "defenses", "attacks")},
             "epsilons_255": list(self.epsilons_255),
@@ -128,6 +138,7 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
         raise BenchError(f"{where}: description must be a string")
     device = parse_device(doc.get("device", "auto"), f"{where}: device")
     seed = _integer(doc["seed"], f"{where}: seed", minimum=0, maximum=MAX_SEED)
+    seeds = _seeds(doc["seeds"], f"{where}: seeds") if "seeds" in doc else ()
     n_samples = _integer(doc["n_samples"], f"{where}: n_samples", minimum=1, maximum=MAX_SAMPLES)
     tasks = _specs(doc["tasks"], TASKS, f"{where}: tasks")
     detectors = _specs(doc["detectors"], DETECTORS, f"{where}: detectors")
@@ -157,6 +168,7 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
         data=data,
         training=from_table(TrainingConfig, doc.get("training"), f"{where}: [training]"),
         device=device,
+        seeds=seeds,
     )
 
 
@@ -189,6 +201,16 @@ def _integer(value: Any, where: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise BenchError(f"{where}: {value!r} is not allowed; must be an integer >= {minimum} and <= {maximum}")
     return value
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    allowed = f"a list of 1 to {MAX_SEEDS} distinct integers >= 0 and <= {MAX_SEED}"
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SEEDS:
+        raise BenchError(f"{where}: {value!r} is not allowed; must be {allowed}")
+    seeds = tuple(_integer(v, f"{where}[{i}]", minimum=0, maximum=MAX_SEED) for i, v in enumerate(value))
+    if len(set(seeds)) != len(seeds):
+        raise BenchError(f"{where}: {value!r} lists a seed twice; must be {allowed}")
+    return seeds
 
 
 def _specs(value: Any, registry: Registry[Any], where: str) -> tuple[Spec, ...]:

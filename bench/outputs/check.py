@@ -12,6 +12,10 @@ recorded counts (k = round(rate x n)):
   noise from another CPU's arithmetic) from failing. A rise counts as much as a drop: robust
   accuracy that rises without a new defence usually means a weaker attack;
 - a cell whose fresh row has an ``error`` fails;
+- with several training seeds (a matrix's ``seeds``) the rows across the seeds are compared, not
+  each seed's (bench/run/seeds.py): a row fails when its mean changes by at least ``min_effect``
+  **and** the fresh mean lies outside the baseline row's interval, which spans every seed's 95%
+  interval - outside what the spread between trainings and the test sample explain together;
 - the comparison is refused (:class:`CannotCompare`, exit status 2) when the configuration
   differs, when a cell is missing on either side, when ``n`` differs, or when a file is not a
   baseline. The ``device`` setting is not compared but noted, like versions: another device is
@@ -34,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.core.schema import ALL_SEEDS, TRAINING_SEED, headline
 from bench.outputs.formats import BASELINE_COLUMNS, BASELINE_KEYS, Results, load_results, read_baseline, write_baseline
 
 __all__ = ["BASELINE_COLUMNS", "KEYS", "CannotCompare", "Comparison", "check", "compare", "fisher_p", "write_baseline"]
@@ -110,9 +115,11 @@ def compare(
             "versions differ from the baseline's: "
             + ", ".join(f"{k} {versions[k]} -> {run_versions[k]}" for k in differ)
         )
-    table = results.table
+    table = headline(results.table)  # across the training seeds where there are several
     fresh = table[[*KEYS, "n", "error", *METRICS]].copy()
     baseline = baseline.copy()
+    if TRAINING_SEED not in baseline:  # written before the column: one training, with the run's seed
+        baseline[TRAINING_SEED] = baseline["seed"].astype(str)
     for frame in (baseline, fresh):
         frame["epsilon_255"] = frame["epsilon_255"].astype(float).round(6)
         for c in KEYS[:-1]:
@@ -151,10 +158,15 @@ def compare(
                     }
                 )
                 continue
-            k1, k2 = round(base * n), round(now * n)
-            p = fisher_p(k1, n, k2, n) if k1 != k2 else 1.0
-            change = (k2 - k1) / n if n else 0.0
-            fails = abs(change) >= min_effect - 1e-12 and p < alpha
+            if r[TRAINING_SEED] == ALL_SEEDS:  # means over seeds: judged against the seeds' spread
+                low, high = float(r[f"{metric}_low"]), float(r[f"{metric}_high"])
+                change, p = now - base, float("nan")
+                fails = abs(change) >= min_effect - 1e-12 and not low - 1e-12 <= now <= high + 1e-12
+            else:
+                k1, k2 = round(base * n), round(now * n)
+                p = fisher_p(k1, n, k2, n) if k1 != k2 else 1.0
+                change = (k2 - k1) / n if n else 0.0
+                fails = abs(change) >= min_effect - 1e-12 and p < alpha
             status = ("rise" if change > 0 else "drop") if fails else "ok"
             rows.append(
                 {

@@ -517,12 +517,12 @@ def make_figures(
     ``RESULTS/figures``); the others are listed in ``skipped`` with the reason."""
     results = results if isinstance(results, Results) else load_results(results)
     out = Path(out_dir) if out_dir is not None else results.folder / "figures"
-    reference = reference_rows(results.table)
+    reference = reference_rows(results.headline)  # across the training seeds where there are several
     report = FigureOutput()
     if not reference.empty:
         report.epsilon = pick_epsilon(reference, epsilon)
     builders: dict[str, Callable[[], Figure | str | None]] = {
-        "curves": lambda: curves_figure(results.table),
+        "curves": lambda: curves_figure(results.headline),
         "tradeoff": lambda: tradeoff_figure(reference, report.epsilon) if report.epsilon is not None else None,
         "heatmap": lambda: heatmap_figure(reference, report.epsilon) if report.epsilon is not None else None,
         "gallery": lambda: (
@@ -548,7 +548,12 @@ def make_figures(
 
 
 def _min_norm(results: Results) -> Figure | str | None:
-    if not results.table["minimum_norm"].astype(bool).any():
+    table = results.table
+    if not table["minimum_norm"].astype(bool).any():
         return "no minimum-norm attack in the matrix"
     samples = results.read_samples()
-    return min_norm_figure(results.table, samples) if samples is not None else "no samples.parquet"
+    if samples is None:
+        return "no samples.parquet"
+    if len(results.seeds) > 1:  # per-sample norms are one training's: the first seed's
+        table = table[table["training_seed"] == results.seeds[0]]
+    return min_norm_figure(table, samples)

@@ -33,6 +33,7 @@ import pandas as pd
 from bench.core.cache import atomic_write, atomic_write_npz, atomic_write_text
 from bench.core.errors import BenchError
 from bench.core.schema import (
+    ALL_SEEDS,
     DERIVED,
     DEVICE,
     FLAG_NAMES,
@@ -40,7 +41,9 @@ from bench.core.schema import (
     MODEL_COLUMNS,
     SAMPLE_COLUMNS,
     THREADS,
+    TRAINING_SEED,
     TRANSFER_COLUMNS,
+    headline,
 )
 
 # columns that older results folders lack, with the value every row of such a folder had
@@ -51,6 +54,11 @@ _DEFAULTS: dict[str, Any] = {
     "threat": "white-box",
     "minimum_norm": False,
     "error": "",
+    # before training seeds (one training: `training_seed` is read from `seed`, _read_table)
+    "robust_accuracy_seed_min": float("nan"),
+    "robust_accuracy_seed_max": float("nan"),
+    "seeds": 1,
+    "flag_seed_sensitive": False,
 }
 TRANSFER_FILES = ("transfer.csv", "transfer.parquet", "examples.npz")
 PER_PHOTO, COSTS, TRAINING_COSTS, ZOO_TABLE = "per_photo.csv", "costs.csv", "training-costs.csv", "zoo.md"
@@ -199,6 +207,20 @@ class Results:
     def name(self) -> str:
         return str(self.run.get("profile") or self.folder.name)
 
+    @property
+    def headline(self) -> pd.DataFrame:
+        """The matrix rows the figures, pages and tables show: across the training seeds where the
+        run has several (bench/run/seeds.py), else every row."""
+        return headline(self.table)
+
+    @property
+    def seeds(self) -> list[str]:
+        """The training seeds of the run's models (one, unless the matrix lists several)."""
+        if self.models is not None and TRAINING_SEED in self.models and len(self.models):
+            return list(dict.fromkeys(self.models[TRAINING_SEED].astype(str)))
+        column = self.table[TRAINING_SEED] if TRAINING_SEED in self.table else pd.Series(dtype=str)
+        return list(dict.fromkeys(s for s in column.astype(str) if s != ALL_SEEDS))
+
     _samples: pd.DataFrame | None = None  # samples.parquet, read and checked by load_results
     _examples: list[dict[str, Any]] = field(default_factory=list)  # examples.npz, likewise
 
@@ -243,6 +265,11 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
     transfer = None
     if (folder / "transfer.parquet").is_file():
         transfer = _read_parquet(folder / "transfer.parquet", TRANSFER_COLUMNS, tuple(TRANSFER_COLUMNS))
+    seed = (run.get("configuration") or {}).get("seed")
+    for frame in (models, transfer):  # written before training seeds: every model trained with the run's seed
+        if frame is not None and seed is not None:
+            frame[TRAINING_SEED] = frame[TRAINING_SEED].fillna("").astype(str)
+            frame.loc[frame[TRAINING_SEED] == "", TRAINING_SEED] = str(seed)
     per_photo, costs, training = (_csv(folder / n, {}, _STUDY_COLUMNS[n]) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
@@ -292,6 +319,8 @@ def _read_table(
         frame[DEVICE] = "cpu"
     if THREADS in columns and THREADS not in frame.columns:  # written before the column existed: not recorded
         frame[THREADS] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    if TRAINING_SEED in columns and TRAINING_SEED not in frame.columns:  # before the column: one training
+        frame[TRAINING_SEED] = frame["seed"].astype(str) if "seed" in frame else ""
     check_table(frame, columns, path, required)
     return frame
 
@@ -312,7 +341,10 @@ def _run_json(path: Path) -> dict[str, Any]:
 
 
 def _csv(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame | None:
-    return _read_table(pd.read_csv, path, columns, required) if path.is_file() else None
+    def read(p: Path) -> pd.DataFrame:
+        return pd.read_csv(p, dtype={TRAINING_SEED: str})  # a seed's name, not a number ("all" across seeds)
+
+    return _read_table(read, path, columns, required) if path.is_file() else None
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
@@ -358,8 +390,10 @@ def reference_name(results: Results) -> str:
 
 
 def reference_texts(results: Results) -> tuple[str, str]:
-    """The reference CSV and JSON of a results folder as text (deterministic: same folder, same bytes)."""
-    table = results.table
+    """The reference CSV and JSON of a results folder as text (deterministic: same folder, same
+    bytes). With several training seeds the CSV keeps the rows across them (their range in
+    columns, bench/run/seeds.py); each seed's models stay in the JSON."""
+    table = results.headline
     csv = table[[c for c in REFERENCE_COLUMNS if c in table.columns]].to_csv(index=False, float_format=FLOAT_FORMAT)
     config = results.run.get("configuration") or {}
     meta: dict[str, Any] = {
@@ -483,6 +517,9 @@ def _schema_frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
             frame[column] = default
         elif dtype != "float64":
             frame[column] = frame[column].fillna(default)
+    if TRAINING_SEED in columns and "seed" in frame:  # written before the column: one training, the run's seed
+        unset = frame[TRAINING_SEED].astype(str) == ""
+        frame.loc[unset, TRAINING_SEED] = frame.loc[unset, "seed"].astype(str)
     return frame[list(columns)].astype(columns).reset_index(drop=True)
 
 
@@ -512,7 +549,18 @@ def _plain(value: Any) -> Any:
 
 # --- the regression baseline (results/baseline/<profile>.csv and .json; bench/outputs/check.py compares)
 
-BASELINE_KEYS = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+BASELINE_KEYS = [
+    "task",
+    "detector",
+    "defense",
+    "training_seed",
+    "attack",
+    "gradient",
+    "norm",
+    "quantized",
+    "postprocess",
+    "epsilon_255",
+]
 BASELINE_COLUMNS = [
     *BASELINE_KEYS,
     "n",
@@ -527,8 +575,9 @@ BASELINE_COLUMNS = [
 
 
 def baseline_frame(results: Results) -> pd.DataFrame:
-    """The baseline rows of a results folder (refused when a cell failed: a baseline must be whole)."""
-    table = results.table
+    """The baseline rows of a results folder (refused when a cell failed: a baseline must be whole);
+    with several training seeds, the rows across them (bench/outputs/check.py compares those)."""
+    table = results.headline
     failed = table[table["error"] != ""]
     if len(failed):
         raise BenchError(
@@ -567,6 +616,8 @@ def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise BenchError(f"--baseline {path}: not a CSV file ({type(err).__name__})") from None
+    if TRAINING_SEED not in frame.columns and "seed" in frame.columns:  # before the column: one training
+        frame[TRAINING_SEED] = frame["seed"].astype(str)
     missing = [c for c in BASELINE_COLUMNS if c not in frame.columns]
     if missing:
         raise BenchError(f"--baseline {path}: not a baseline; lacks columns {', '.join(missing)}")

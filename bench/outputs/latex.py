@@ -218,21 +218,21 @@ def make_tables(results: Results | str | Path, *, out_dir: str | Path | None = N
     out = Path(out_dir) if out_dir is not None else results.folder / "tables"
     report = TableOutput()
     source = f"{results.folder.name}/matrix.parquet"
-    ok = results.table[
-        (results.table["error"] == "")
-        & (results.table["quantized"] == "float")
-        & (results.table["postprocess"] == "none")
+    ok = results.headline[
+        (results.headline["error"] == "")
+        & (results.headline["quantized"] == "float")
+        & (results.headline["postprocess"] == "none")
     ]
     norms = [n for n in ("linf", "l2") if n in set(ok["norm"])]
     for norm in norms:
-        reference = reference_rows(results.table, norm)
+        reference = reference_rows(results.headline, norm)
         for task in dict.fromkeys(reference["task"]):
             frame = accuracy_frame(reference, task)
             path = out / f"accuracy-{slug(task)}-{norm}.tex"
             atomic_write_text(
                 path,
                 accuracy_latex(
-                    frame, task=task, norm=norm, attacks=attacks_label(results.table, task, norm), source=source
+                    frame, task=task, norm=norm, attacks=attacks_label(results.headline, task, norm), source=source
                 ),
             )
             report.written.append(path)

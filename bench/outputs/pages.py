@@ -281,6 +281,16 @@ def _header(results: Results) -> list[tuple[str, str]]:
         seed = sorted({int(v) for v in table["seed"]})
         text = str(n[0]) if len(n) == 1 else f"{n[0]} to {n[-1]}"
         out.append(("attacked test patches per cell", text + (f" (seed {seed[0]})" if len(seed) == 1 else "")))
+    if len(results.seeds) > 1:
+        out.append(
+            (
+                "training seeds",
+                (
+                    f"{', '.join(results.seeds)}: every model trained once per seed and attacked on the same patches; "
+                    "the tables show the mean over the seeds with an interval spanning every seed's 95% interval"
+                ),
+            )
+        )
     stats = run.get("stats") or {}
     if stats:
         out.append(("run statistics", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items())))
@@ -316,6 +326,7 @@ def _models_table(results: Results, labels: Labels) -> Table | None:
     if models is None or models.empty:
         return None
     rows = []
+    seeded = len(results.seeds) > 1
     for _, m in models.iterrows():
         error = str(m["error"]) if pd.notna(m["error"]) else ""
         rows.append(
@@ -323,6 +334,7 @@ def _models_table(results: Results, labels: Labels) -> Table | None:
                 "task": code(str(m["task"])),
                 "detector": labels.det(str(m["detector"])),
                 "defence": labels.dfn(str(m["defense"])),
+                **({"seed": str(m["training_seed"])} if seeded else {}),
                 "test n": str(int(m["test_n"])),
                 "clean accuracy [95% CI]": f"failed: {error}"
                 if error
@@ -485,6 +497,24 @@ class DefenseComparison:
     robust: tuple[float, float, float] | None  # the defence's (value, low, high) at eps*
     clean_cost: float  # undefended minus defended clean accuracy (rates)
     largest: float  # the largest epsilon of the undefended curve
+    # with several training seeds: how many, and the across-seed range (min, max) of the
+    # undefended and the defended robust accuracy at eps* (bench/run/seeds.py)
+    seeds: int = 1
+    undefended_range: tuple[float, float] | None = None
+    robust_range: tuple[float, float] | None = None
+
+    @property
+    def across_seeds(self) -> str | None:
+        """With several seeds: ``holds`` when the defence is more robust on every seed than the
+        undefended detector on any, ``reversed`` when less, else ``spread`` (the ranges overlap:
+        the gain is within the spread between trainings); None with one seed."""
+        if self.seeds < 2 or self.undefended_range is None or self.robust_range is None:
+            return None
+        if self.robust_range[0] > self.undefended_range[1]:
+            return "holds"
+        if self.robust_range[1] < self.undefended_range[0]:
+            return "reversed"
+        return "spread"
 
     @property
     def gain(self) -> float:
@@ -515,6 +545,7 @@ def defense_comparisons(table: pd.DataFrame) -> list[DefenseComparison]:
         star = float(below["epsilon_255"].iloc[0]) if len(below) else None
         at_base = _at(base, star) if star is not None else base.iloc[-1:]
         at = _at(mine, star) if star is not None else mine.iloc[:0]
+        seeds = int(at_base["seeds"].iloc[0]) if "seeds" in at_base and len(at_base) else 1
         out.append(
             DefenseComparison(
                 task=task,
@@ -533,14 +564,37 @@ def defense_comparisons(table: pd.DataFrame) -> list[DefenseComparison]:
                 ),
                 clean_cost=float(base["clean_accuracy"].iloc[0]) - float(mine["clean_accuracy"].iloc[0]),
                 largest=float(base["epsilon_255"].iloc[-1]),
+                seeds=seeds,
+                undefended_range=_seed_range(at_base) if seeds > 1 else None,
+                robust_range=_seed_range(at) if seeds > 1 and len(at) else None,
             )
         )
     return out
 
 
+def _seed_range(row: pd.DataFrame) -> tuple[float, float]:
+    """The across-seed (min, max) robust accuracy of a row across training seeds."""
+    return float(row["robust_accuracy_seed_min"].iloc[0]), float(row["robust_accuracy_seed_max"].iloc[0])
+
+
+ACROSS_SEEDS = {
+    "holds": "holds on every seed",
+    "reversed": "reversed on every seed",
+    "spread": "within the spread between seeds",
+}
+
+
+def _ranges(c: DefenseComparison) -> str:
+    """``undefended a–b, defended c–d: <verdict>`` for a comparison across seeds."""
+    assert c.undefended_range is not None and c.robust_range is not None and c.across_seeds is not None
+    (ul, uh), (dl, dh) = c.undefended_range, c.robust_range
+    return f"undefended {rate(ul)}{DASH}{rate(uh)}, defended {rate(dl)}{DASH}{rate(dh)}: {ACROSS_SEEDS[c.across_seeds]}"
+
+
 def _defenses_table(comparisons: list[DefenseComparison], labels: Labels) -> Table | None:
     if not comparisons:
         return None
+    seeded = any(c.seeds > 1 for c in comparisons)
     records = [
         {
             "task": code(c.task),
@@ -552,6 +606,7 @@ def _defenses_table(comparisons: list[DefenseComparison], labels: Labels) -> Tab
             "gain (points)": points(c.gain, sign=True) if c.robust is not None else DASH,
             "clean cost (points)": points(c.clean_cost, sign=True),
             "meets the bar": ("yes" if c.meets_bar else "no") if c.robust is not None else DASH,
+            **({"across training seeds (range at ε*)": _ranges(c) if c.across_seeds else DASH} if seeded else {}),
         }
         for c in comparisons
     ]
@@ -684,10 +739,12 @@ def _transfer_tables(results: Results, labels: Labels) -> list[Table]:
     if transfer is None or transfer.empty:
         return []
     available = _epsilons(transfer)
-    _, reference = _reference(results.table)
+    _, reference = _reference(results.headline)
     wanted = pick_epsilon(reference) if not reference.empty else available[-1]
     epsilon = min(available, key=lambda e: abs(e - wanted))
     rows = _at(transfer, epsilon)
+    seeds = rows["training_seed"].nunique() if "training_seed" in rows else 1
+    over = f" (mean over {seeds} training seeds, each source scored on its own seed's models)" if seeds > 1 else ""
     out = []
     for (task, attack), g in rows.groupby(["task", "attack"], sort=False):
         sources = list(dict.fromkeys(zip(g["source_detector"], g["source_defense"])))
@@ -706,12 +763,12 @@ def _transfer_tables(results: Results, labels: Labels) -> list[Table]:
                         & (g["target_detector"] == target[0])
                         & (g["target_defense"] == target[1])
                     ]
-                    text = rate(hit[value].iloc[0]) if len(hit) else DASH
+                    text = rate(hit[value].mean()) if len(hit) else DASH  # the mean over training seeds
                     record[labels.model(*target)] = text + (" *" if len(hit) and bool(hit["white_box"].iloc[0]) else "")
                 records.append(record)
             out.append(
                 Table(
-                    f"{code(str(task))}, {labels.atk(str(attack))} at ε = {eps(epsilon)}: {what}",
+                    f"{code(str(task))}, {labels.atk(str(attack))} at ε = {eps(epsilon)}: {what}{over}",
                     pd.DataFrame(records),
                 )
             )
@@ -1019,6 +1076,15 @@ def _finding_defenses(comparisons: list[DefenseComparison], labels: Labels) -> l
             f"seed paper's bar ({bar})."
         )
     ]
+    seeded = [c for c in measured if c.across_seeds]
+    if seeded:
+        gains = [c for c in seeded if c.gain > 0]
+        held = [c for c in gains if c.across_seeds == "holds"]
+        out.append(
+            f"Across {seeded[0].seeds} training seeds, {len(held)} of the {len(gains)} robustness gains at ε* hold on "
+            "every seed (the defence's lowest seed above the undefended detector's highest); the others are within "
+            "the spread between trainings of one detector."
+        )
     for c in comparisons:
         where = f"{labels.dfn(c.defense)} on {labels.det(c.detector)} ({code(c.task)})"
         if c.eps_star is None:
@@ -1029,10 +1095,13 @@ def _finding_defenses(comparisons: list[DefenseComparison], labels: Labels) -> l
         elif c.robust is None:
             out.append(f"{where}: no worst-case row at ε* = {eps(c.eps_star)}.")
         else:
+            seeds = f" (means over {c.seeds} training seeds)" if c.across_seeds else ""
+            spread = f" Across the seeds, {_ranges(c)}." if c.across_seeds else ""
             out.append(
                 f"{where}: at ε* = {eps(c.eps_star)} (undefended {rate(c.undefended)}) robust accuracy "
                 f"{rate(c.robust[0])}, a gain of {points(c.gain, sign=True)} points at a clean cost of "
-                f"{points(c.clean_cost, sign=True)} points: {'meets' if c.meets_bar else 'below'} the bar."
+                f"{points(c.clean_cost, sign=True)} points{seeds}: {'meets' if c.meets_bar else 'below'} the bar."
+                + spread
             )
     return out
 
@@ -1095,7 +1164,7 @@ def _finding_flags(table: pd.DataFrame) -> list[str]:
 
 def build_page(results: Results) -> Page:
     """Every table and finding of a results page."""
-    table = _in_model_order(results.table)
+    table = _in_model_order(results.headline)  # across the training seeds where there are several
     labels = _labels(results)
     defenses = defense_comparisons(table)
     transforms = transform_comparisons(table, results.run.get("attacks_run") or {})

@@ -154,7 +154,7 @@ def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tupl
     """The HTML page and the number of flagged rows."""
     run = results.run
     config = run.get("configuration", {})
-    flags, n_flagged = flags_html(results.table)
+    flags, n_flagged = flags_html(results.headline)
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>forensic-robustness bench: {_e(results.name)}</title><style>{CSS}</style></head><body>",
@@ -179,7 +179,7 @@ def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tupl
         parts.append(f"<p class=note>No {_e(name)} figure: {_e(why)}.</p>")
     parts.append("<h2>Tables</h2>")
     for norm in ("linf", "l2"):
-        reference = reference_rows(results.table, norm)
+        reference = reference_rows(results.headline, norm)
         if reference.empty or reference["norm"].iloc[0] != norm:
             continue
         for task in dict.fromkeys(reference["task"]):

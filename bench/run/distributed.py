@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.core import interrupt
 from bench.core.errors import BenchError
 from bench.run.execute import Busy, Runner, describe, obtain_model
 from bench.run.plan import pair_key, sweep
@@ -65,6 +66,7 @@ MALLOC_ADVICE = (
 # Among the tasks ready to run, Dask starts the highest priority first: models before cells, so
 # that every worker trains while there are models left and no worker waits for one; probes last.
 PRIORITY = {"model": 20, "cell": 10, "probe": 0}
+POLL_SECONDS = 0.1  # how often the client looks for finished tasks (and a swallowed Ctrl-C)
 # Among the cells, the longest first (the longest-processing-time rule): a long cell started last
 # leaves the other workers idle until it ends. The cost is not known before a cell runs; the
 # attack's kind ranks it: score- and decision-based attacks make hundreds of queries a sample,
@@ -550,7 +552,12 @@ class DaskRunner(Runner):
                 futures += self._submit_probes(plan, ctx, pending, models)
             self.progress(f"{len(futures)} tasks submitted to the {self.cluster.describe()}")
             done = as_completed(futures)  # type: ignore[no-untyped-call]
-            for future in done:
+            while not done.is_empty():  # type: ignore[no-untyped-call]
+                interrupt.check()  # a Ctrl-C a garbage-collector callback swallowed (bench/core/interrupt.py)
+                if not done.has_ready():  # type: ignore[no-untyped-call]
+                    time.sleep(POLL_SECONDS)
+                    continue
+                future = next(done)
                 kind, item = pending[str(future.key)]
                 self._finished(kind, item, future)
                 del pending[str(future.key)]  # only once recorded: an interruption inside collects it
@@ -639,8 +646,6 @@ class DaskRunner(Runner):
     def _transfer_stage(self, plan: Plan) -> None:
         """The transfer pairs scored by tasks on the workers (their device: the client may have no
         GPU), then the serial stage, which finds every pair stored and assembles the tables."""
-        from distributed import wait
-
         client = self._client
         if client is None:
             super()._transfer_stage(plan)
@@ -650,14 +655,17 @@ class DaskRunner(Runner):
         for source in plan.transfer_sources:
             info = self.store.dataset_info(source.model.dataset_key) or {}
             classes = len(info.get("classes", [])) or None
-            for target in plan.transfer_targets(source.model.task):
+            for target in plan.transfer_targets(source.model.task, source.model.training_seed):
                 stored = self.store.pair(pair_key(source.key, target.key)) is not None
                 if stored or self.store.model_meta(target.key) is None:
                     continue
                 futures.append(client.submit(pair_task, ctx, source, target, classes, pure=False))
         computed = 0
         if futures:
-            wait(futures)  # type: ignore[no-untyped-call]
+            # as distributed.wait(), but a Ctrl-C Python swallowed still ends it
+            while not all(f.done() for f in futures):  # type: ignore[no-untyped-call]
+                interrupt.check()
+                time.sleep(POLL_SECONDS)
             computed = sum(1 for f in futures if f.status == "finished" and f.result())
         super()._transfer_stage(plan)  # a pair a task could not score is scored here, on the client
         if "transfer_pairs_computed" in self.stats:

@@ -5,7 +5,7 @@ no attack run on that (task, detector, defence) - in any library, with any gradi
 within that budget or a smaller one of the matrix (an adversarial image inside a smaller ball lies
 inside the larger one; this matters where an attack runs at some epsilons only, as the
 convergence run does), and the detector was right on it clean. One ensemble row per (task,
-detector, defence, norm, epsilon, quantized, postprocess), computed from the stored per-sample
+detector, defence, training seed, norm, epsilon, quantized, postprocess), computed from the stored per-sample
 outcomes only; its robust accuracy can never exceed any single attack's on the same samples, and
 never rises with epsilon.
 """
@@ -19,7 +19,7 @@ from bench.core.fingerprint import digest
 from bench.core.schema import MATRIX_COLUMNS, conform
 from bench.core.stats import rate
 
-GROUP = ["task", "detector", "defense", "norm", "quantized", "postprocess", "epsilon_255"]
+GROUP = ["task", "detector", "defense", "training_seed", "norm", "quantized", "postprocess", "epsilon_255"]
 
 
 def ensemble_rows(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[str, int | None]) -> pd.DataFrame:

@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from bench.attacks import attack_class
+from bench.core import interrupt
 from bench.core.malloc import tune_malloc
-from bench.core.schema import DEVICE, MATRIX_COLUMNS, THREADS, TRANSFER_COLUMNS, conform
+from bench.core.schema import DEVICE, MATRIX_COLUMNS, THREADS, TRAINING_SEED, TRANSFER_COLUMNS, conform
 from bench.core.versions import versions
 from bench.inputs.data import build_dataset
 from bench.inputs.photos import ImageSource, builtin_source
@@ -164,7 +165,7 @@ def obtain_model(
             log(f"epoch {record['epoch']}/{epochs}: loss {loss:.4f}, val accuracy {val:.3f}")
 
         model, meta = train(
-            job.detector, dataset, job.trained_as, matrix.training, matrix.seed, on_epoch, device=device
+            job.detector, dataset, job.trained_as, matrix.training, job.training_seed, on_epoch, device=device
         )
         store.put_model(job.key, model, meta)
     finally:
@@ -465,10 +466,12 @@ class Runner:
         return True
 
     def cell_done(self) -> None:
-        """After every cell: the counts to the display, the tables to the sink when due."""
+        """After every cell: the counts to the display, the tables to the sink when due; an
+        interruption Python swallowed on the way ends the run here (bench/core/interrupt.py)."""
         self.update(self.stats)
         if time.perf_counter() - self._refreshed >= max(self.refresh_seconds, 10 * self._refresh_cost):
             self._write_tables(interim=True)
+        interrupt.check()
 
     def _serve_or_compute(
         self, cell: Cell, stored: CellOutput | None, dataset: Dataset | None, trained: TrainedModel | None
@@ -627,7 +630,10 @@ class Runner:
             info = self.store.dataset_info(source.model.dataset_key) or {}
             classes = list(info.get("classes", []))
             num_classes = len(classes) or int(images["label"].max()) + 1
-            targets = sorted(plan.transfer_targets(source.model.task), key=lambda j: j.key != source.model_key)
+            targets = sorted(
+                plan.transfer_targets(source.model.task, source.model.training_seed),
+                key=lambda j: j.key != source.model_key,
+            )
             own: Scores | None = None  # the first target: the source model itself
             for target in targets:
                 if target.key not in models:
@@ -658,8 +664,12 @@ class Runner:
                 rows += transfer_rows(source, target, images, own, scores)
             if own is not None:
                 examples.append(example_entry(source, classes, images, own))
-        columns = [c for c in TRANSFER_COLUMNS if c not in (DEVICE, THREADS)]
-        frame = pd.DataFrame(rows, columns=columns).assign(device=self.device_kind, threads=self.threads)
+        columns = [c for c in TRANSFER_COLUMNS if c not in (TRAINING_SEED, DEVICE, THREADS)]
+        seeds = {j.key: str(j.training_seed) for j in plan.models}
+        frame = pd.DataFrame(rows, columns=columns)
+        frame = frame.assign(
+            training_seed=frame["target_model"].map(seeds), device=self.device_kind, threads=self.threads
+        )
         self.transfer = conform(frame, TRANSFER_COLUMNS)
         if self.sink is not None:
             self.sink.write_transfer(self.transfer, examples)
@@ -698,6 +708,7 @@ class Runner:
             self.datasets,
             device=self.device_kind,
             threads=self.threads,
+            seeds={j.key: j.training_seed for j in plan.models} if plan is not None else None,
         )
 
     def _gathered(self, plan: Plan) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:

@@ -45,9 +45,11 @@ SINGLE_STEP = ("fgsm", "fgm", "fgm-l2")  # attack kinds (the name after the libr
 BLACK_BOX = ("score", "decision")
 
 # the rows a comparison between attacks is made within, and one attack's curve over epsilon
-GROUP = ["task", "detector", "defense", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
-CURVE = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess"]
-MODEL = ["task", "detector", "defense", "gradient"]
+# (a model is a task, detector, defence and training seed: rows of two seeds are never compared)
+GROUP = ["task", "detector", "defense", "training_seed", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+CURVE = ["task", "detector", "defense", "training_seed", "attack", "gradient", "norm", "quantized", "postprocess"]
+MODEL_ID = ["task", "detector", "defense", "training_seed"]
+MODEL = [*MODEL_ID, "gradient"]
 
 
 def link(flag: str) -> str:
@@ -331,9 +333,9 @@ def probe_flags(table: pd.DataFrame, probes: pd.DataFrame | None) -> dict[str, p
     valid = _valid(table)
     white = table[valid & (table["threat"] == "white-box")]
     joined = white[MODEL].join(indicators.set_index(MODEL), on=MODEL, how="left")
-    every = indicators.groupby(MODEL[:3])[names].all()
+    every = indicators.groupby(MODEL_ID)[names].all()
     ensemble = table[valid & (table["attack"] == "ensemble")]
-    ens = ensemble[MODEL[:3]].join(every, on=MODEL[:3], how="left")
+    ens = ensemble[MODEL_ID].join(every, on=MODEL_ID, how="left")
     for name in names:
         out[name].loc[white.index] = joined[name].fillna(False).astype(bool).to_numpy()
         out[name].loc[ensemble.index] = ens[name].fillna(False).astype(bool).to_numpy()
@@ -355,6 +357,7 @@ def compute_flags(
         "blackbox_beats_whitebox": blackbox_beats_whitebox(table),
         "libraries_disagree": libraries_disagree(table),
         "too_few_samples": too_few_samples(table),
+        "seed_sensitive": pd.Series(False, index=table.index),  # raised across seeds (bench/run/seeds.py)
         "weaker_than_reference": weaker,
         "not_converged": unconverged,
         **probe_flags(table, probes),

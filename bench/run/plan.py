@@ -56,10 +56,15 @@ class ModelJob:
     dataset_key: str
     key: str
     trained_as: Spec
+    # the seed of its training (the matrix's ``seed`` unless it lists ``seeds``); ``seeded``: the
+    # matrix trains several seeds, so labels name it
+    training_seed: int
+    seeded: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.task} | {self.detector} | {self.defense}"
+        seed = f" | seed {self.training_seed}" if self.seeded else ""
+        return f"{self.task} | {self.detector} | {self.defense}{seed}"
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,12 @@ class Plan:
         """The cells whose kept images are scored on every model of their task."""
         return tuple(c for c in self.cells if c.keeps_images)
 
-    def transfer_targets(self, task: Spec) -> tuple[ModelJob, ...]:
-        """Every trained model of a task (each detector x training-time defence)."""
-        return tuple(j for j in self.models if j.task == task and not is_input_transform(j.defense))
+    def transfer_targets(self, task: Spec, seed: int) -> tuple[ModelJob, ...]:
+        """Every trained model of a task (each detector x training-time defence) of one training
+        seed: a source's adversarial images are scored on the models of its own seed."""
+        return tuple(
+            j for j in self.models if j.task == task and not is_input_transform(j.defense) and j.training_seed == seed
+        )
 
     def disk_bytes(self) -> int:
         """A rough, generous estimate of the bytes the plan writes into the cache and the results
@@ -277,8 +285,10 @@ def plan_models(matrix: Matrix, source: ImageSource, device: str = "cpu") -> tup
         for detector in matrix.detectors:
             for defense in matrix.defenses:
                 trained_as = none if is_input_transform(defense) else defense
-                key = model_key(dkey, detector, trained_as, matrix.training, matrix.seed, device)
-                jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as))
+                for seed in matrix.training_seeds:  # the matrix's seed alone: the keys of before `seeds`
+                    key = model_key(dkey, detector, trained_as, matrix.training, seed, device)
+                    seeded = len(matrix.training_seeds) > 1
+                    jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as, seed, seeded))
     return tuple(jobs)
 
 

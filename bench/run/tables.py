@@ -1,4 +1,5 @@
-"""The run's tables, assembled from its cells' rows: ensemble rows, intervals and trust flags.
+"""The run's tables, assembled from its cells' rows: ensemble rows, intervals, trust flags and the
+rows across training seeds.
 
 Everything derived from the cells' stored counts is computed here, on every run, from the rows
 as they are now - never read back stale from the cache: the 95% Wilson interval of every rate
@@ -9,17 +10,19 @@ the probes' shares and the validation-accuracy intervals of the models table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, conform, conform_probes
+from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, TRAINING_SEED, conform, conform_probes
 from bench.core.stats import success_rate_intervals, wilson, wilson_arrays
 from bench.run.cells import positive_class
 from bench.run.ensemble import ensemble_rows
 from bench.run.flags import add_flags
+from bench.run.seeds import with_seed_rows
 from bench.run.training import TRAINING_THREADS
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ def model_row(
         "task": str(job.task),
         "detector": str(job.detector),
         "defense": str(job.defense),
+        TRAINING_SEED: str(job.training_seed),
         "model": job.key,
         "device": device,
         "threads": TRAINING_THREADS,
@@ -122,20 +126,30 @@ def assemble(
     *,
     device: str = "cpu",
     threads: int,
+    seeds: Mapping[str, int] | None = None,
 ) -> Tables:
     """The tables of the cells finished so far (``datasets``: each task's dataset description;
     ``device``: the device kind of the run, ``threads``: its cells' torch threads, columns of every
-    table)."""
+    table; ``seeds``: each model key's training seed, where the matrix lists several - the rows of
+    a model not in it were trained with the run's ``seed``). With several seeds the matrix table
+    has rows across the seeds too (bench/run/seeds.py)."""
     table = pd.concat(rows) if rows else pd.DataFrame(columns=list(MATRIX_COLUMNS))
     per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     table, per_sample = table.assign(device=device, threads=threads), per_sample.assign(device=device, threads=threads)
-    table, per_sample = conform(table, MATRIX_COLUMNS), conform(per_sample, SAMPLE_COLUMNS)
+    named = {key: str(seed) for key, seed in (seeds or {}).items()}
+    table = table.assign(training_seed=table["model"].map(named).fillna("") if len(table) else "")
+    table = conform(table, MATRIX_COLUMNS)
+    by_cell = dict(zip(table["cell"], table[TRAINING_SEED]))
+    per_sample = conform(per_sample.assign(training_seed=per_sample["cell"].map(by_cell)), SAMPLE_COLUMNS)
     positive = {task: positive_class(info["classes"]) if info else None for task, info in datasets.items()}
     table = rate_intervals(table, per_sample, positive)
     ensemble = ensemble_rows(table, per_sample, positive)
     if not ensemble.empty:
         table = conform(pd.concat([table, ensemble.assign(device=device, threads=threads)]), MATRIX_COLUMNS)
-    table = conform(add_flags(success_rate_intervals(table), probes, per_sample), MATRIX_COLUMNS)
+    if probes is not None:
+        probes = probes.assign(training_seed=probes["model"].map(named).fillna(""))
+        probes.loc[probes[TRAINING_SEED] == "", TRAINING_SEED] = str(table["seed"].iloc[0]) if len(table) else ""
+    table = with_seed_rows(conform(add_flags(success_rate_intervals(table), probes, per_sample), MATRIX_COLUMNS))
     frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
     splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}
     val_n = frame["task"].map(lambda t: (splits.get(t, {}).get("val") or {}).get("patches", 0)).astype(float)
