@@ -98,3 +98,22 @@ def test_a_ctrl_c_python_swallows_still_ends_the_run(executor: str, address: str
     assert len(recorded) < cells, f"the run went on to all {cells} cells after the Ctrl-C"
     table = pd.read_parquet(tmp_path / "out" / "matrix.parquet")
     assert recorded[0] in set(table["cell"]), "the finished cell was lost"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing, on purpose
+def test_a_ctrl_c_swallowed_after_the_last_check_still_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swallowed while the tables are written or the cluster closes: the work is saved, and the
+    exit status still says the run was interrupted."""
+    import argparse
+
+    from bench.cli import running
+
+    def finished(args: argparse.Namespace, matrix: Any) -> int:
+        _Swallowing()
+        return 0
+
+    monkeypatch.setattr(running, "_matrix", lambda args: None)
+    monkeypatch.setattr(running, "_run_or_cost", finished)
+    assert running._run(argparse.Namespace()) == 130
+    monkeypatch.setattr(running, "_run_or_cost", lambda args, matrix: 0)
+    assert running._run(argparse.Namespace()) == 0  # the request does not outlive its run

@@ -129,13 +129,16 @@ def test_rows_across_seeds_have_the_mean_the_range_and_an_interval_spanning_ever
     assert list(headline(full)["attack"]) == ["art.pgd", "foolbox.pgd"]
 
 
-def test_a_seed_whose_cell_failed_is_left_out_of_the_row_across_seeds() -> None:
+def test_a_seed_whose_cell_failed_fails_the_row_across_seeds() -> None:
     rows = _rows([0.10, 0.20, 0.30])
     rows.loc[2, ["error", "robust_accuracy"]] = ["RuntimeError: boom", np.nan]
     across = seed_rows(conform(rows, MATRIX_COLUMNS)).iloc[0]
-    assert across["seeds"] == 2 and across["robust_accuracy"] == pytest.approx(0.15) and across["error"] == ""
+    assert across["error"] == "training seed 2 failed: RuntimeError: boom" and across["seeds"] == 2
+    assert np.isnan(across["robust_accuracy"])  # not a mean over fewer seeds than the other rows have
     failed = _rows([0.1, 0.2]).assign(error="RuntimeError: boom")
-    assert seed_rows(conform(failed, MATRIX_COLUMNS)).iloc[0]["error"] == "RuntimeError: boom"
+    assert (
+        seed_rows(conform(failed, MATRIX_COLUMNS)).iloc[0]["error"] == "training seed 0, 1 failed: RuntimeError: boom"
+    )
 
 
 def test_one_seed_adds_nothing() -> None:
@@ -194,15 +197,19 @@ def test_pages_and_check_read_the_rows_across_seeds(seeded: Path) -> None:
     )
     assert page.models is not None and "seed" in page.models.frame.columns
     baseline = baseline_frame(results)
-    assert (baseline["training_seed"] == ALL_SEEDS).all()
+    assert sorted(set(baseline["training_seed"])) == ["0", "1", ALL_SEEDS]  # each seed's rows, and across them
     assert (compare(baseline, results).cells["status"] == "ok").all()
     # a mean moved by 10 points: no regression inside the baseline's across-seed interval, one outside it
-    row = baseline.index[0]
+    row = baseline.index[baseline["training_seed"] == ALL_SEEDS][0]
     now = float(baseline.loc[row, "robust_accuracy"])
     moved = baseline.copy()
     moved.loc[row, "robust_accuracy"] = now + 0.10 if now + 0.10 <= 1 else now - 0.10
-    wide = moved.assign(robust_accuracy_low=0.0, robust_accuracy_high=1.0)
+    across = moved["training_seed"] == ALL_SEEDS
+    wide = moved.copy()
+    wide.loc[across, ["robust_accuracy_low", "robust_accuracy_high"]] = [0.0, 1.0]
     assert (compare(wide, results).cells["status"] == "ok").all()  # anything within the spread passes
-    narrow = moved.assign(robust_accuracy_low=moved["robust_accuracy"], robust_accuracy_high=moved["robust_accuracy"])
+    narrow = moved.copy()
+    narrow.loc[across, "robust_accuracy_low"] = narrow.loc[across, "robust_accuracy"]
+    narrow.loc[across, "robust_accuracy_high"] = narrow.loc[across, "robust_accuracy"]
     failed = compare(narrow, results).failed
     assert len(failed) == 1 and failed["metric"].iloc[0] == "robust_accuracy"

@@ -134,7 +134,11 @@ def _matrix(args: argparse.Namespace) -> Matrix:
 def _run(args: argparse.Namespace) -> int:
     matrix = _matrix(args)
     with interrupt.handling():  # Ctrl-C and SIGTERM end the run even when Python swallows the first
-        return _run_or_cost(args, matrix)
+        status = _run_or_cost(args, matrix)
+        if interrupt.requested() and status != 130:  # swallowed after the last check: the work is saved
+            print("interrupted", file=sys.stderr)
+            return 130
+        return status
 
 
 def _run_or_cost(args: argparse.Namespace, matrix: Matrix) -> int:

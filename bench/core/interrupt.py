@@ -24,6 +24,11 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def requested() -> bool:
+    """Whether an interruption was requested inside :func:`handling` (caught or swallowed)."""
+    return _REQUESTED.is_set()
+
+
 def check() -> None:
     """Raise KeyboardInterrupt if an interruption was requested, even one swallowed on the way."""
     if _REQUESTED.is_set():

@@ -12,8 +12,9 @@ recorded counts (k = round(rate x n)):
   noise from another CPU's arithmetic) from failing. A rise counts as much as a drop: robust
   accuracy that rises without a new defence usually means a weaker attack;
 - a cell whose fresh row has an ``error`` fails;
-- with several training seeds (a matrix's ``seeds``) the rows across the seeds are compared, not
-  each seed's (bench/run/seeds.py): a row fails when its mean changes by at least ``min_effect``
+- with several training seeds (a matrix's ``seeds``) each seed's rows are compared as above (one
+  seed's model, the same patches: unchanged code reproduces it), and so are the rows across the
+  seeds (bench/run/seeds.py): such a row fails when its mean changes by at least ``min_effect``
   **and** the fresh mean lies outside the baseline row's interval, which spans every seed's 95%
   interval - outside what the spread between trainings and the test sample explain together;
 - the comparison is refused (:class:`CannotCompare`, exit status 2) when the configuration
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.core.schema import ALL_SEEDS, TRAINING_SEED, headline
+from bench.core.schema import ALL_SEEDS, TRAINING_SEED
 from bench.outputs.formats import BASELINE_COLUMNS, BASELINE_KEYS, Results, load_results, read_baseline, write_baseline
 
 __all__ = ["BASELINE_COLUMNS", "KEYS", "CannotCompare", "Comparison", "check", "compare", "fisher_p", "write_baseline"]
@@ -115,7 +116,7 @@ def compare(
             "versions differ from the baseline's: "
             + ", ".join(f"{k} {versions[k]} -> {run_versions[k]}" for k in differ)
         )
-    table = headline(results.table)  # across the training seeds where there are several
+    table = results.table  # each seed's rows and, with several seeds, the rows across them
     fresh = table[[*KEYS, "n", "error", *METRICS]].copy()
     baseline = baseline.copy()
     if TRAINING_SEED not in baseline:  # written before the column: one training, with the run's seed

@@ -576,8 +576,9 @@ BASELINE_COLUMNS = [
 
 def baseline_frame(results: Results) -> pd.DataFrame:
     """The baseline rows of a results folder (refused when a cell failed: a baseline must be whole);
-    with several training seeds, the rows across them (bench/outputs/check.py compares those)."""
-    table = results.headline
+    with several training seeds, each seed's rows and the rows across them (both compared,
+    bench/outputs/check.py)."""
+    table = results.table
     failed = table[table["error"] != ""]
     if len(failed):
         raise BenchError(

@@ -502,17 +502,20 @@ class DefenseComparison:
     seeds: int = 1
     undefended_range: tuple[float, float] | None = None
     robust_range: tuple[float, float] | None = None
+    undefended_interval: tuple[float, float] | None = None  # its (low, high): spanning every seed's
 
     @property
     def across_seeds(self) -> str | None:
-        """With several seeds: ``holds`` when the defence is more robust on every seed than the
-        undefended detector on any, ``reversed`` when less, else ``spread`` (the ranges overlap:
-        the gain is within the spread between trainings); None with one seed."""
-        if self.seeds < 2 or self.undefended_range is None or self.robust_range is None:
+        """With several seeds: ``holds`` when the defence's interval (spanning every seed's 95%
+        interval) lies wholly above the undefended detector's - every seed of the defence beats
+        every seed of the undefended detector beyond the sampling noise of each - ``reversed``
+        when wholly below, else ``spread`` (the gain is within what trainings and the test sample
+        vary by); None with one seed."""
+        if self.seeds < 2 or self.robust is None or self.undefended_interval is None:
             return None
-        if self.robust_range[0] > self.undefended_range[1]:
+        if self.robust[1] > self.undefended_interval[1]:
             return "holds"
-        if self.robust_range[1] < self.undefended_range[0]:
+        if self.robust[2] < self.undefended_interval[0]:
             return "reversed"
         return "spread"
 
@@ -566,6 +569,11 @@ def defense_comparisons(table: pd.DataFrame) -> list[DefenseComparison]:
                 largest=float(base["epsilon_255"].iloc[-1]),
                 seeds=seeds,
                 undefended_range=_seed_range(at_base) if seeds > 1 else None,
+                undefended_interval=(
+                    (float(at_base["robust_accuracy_low"].iloc[0]), float(at_base["robust_accuracy_high"].iloc[0]))
+                    if seeds > 1
+                    else None
+                ),
                 robust_range=_seed_range(at) if seeds > 1 and len(at) else None,
             )
         )
@@ -578,9 +586,9 @@ def _seed_range(row: pd.DataFrame) -> tuple[float, float]:
 
 
 ACROSS_SEEDS = {
-    "holds": "holds on every seed",
-    "reversed": "reversed on every seed",
-    "spread": "within the spread between seeds",
+    "holds": "the gain holds on every seed (the intervals spanning the seeds do not overlap)",
+    "reversed": "reversed on every seed (the intervals spanning the seeds do not overlap)",
+    "spread": "within the spread of the seeds and the test sample (the intervals overlap)",
 }
 
 
@@ -776,7 +784,9 @@ def _transfer_tables(results: Results, labels: Labels) -> list[Table]:
 
 
 def _flag_tables(table: pd.DataFrame, labels: Labels) -> tuple[Table | None, Table | None, str]:
-    counts = {name: int(table[f"flag_{name}"].sum()) for name in FLAG_NAMES}
+    seeded = (table["seeds"] > 1).any() if "seeds" in table else False
+    names = [n for n in FLAG_NAMES if seeded or n != "seed_sensitive"]  # one seed cannot raise it
+    counts = {name: int(table[f"flag_{name}"].sum()) for name in names}
     if not any(counts.values()):
         return None, None, f"No trust flag fired on any of the {len(table)} rows."
     per_flag = pd.DataFrame(
@@ -818,12 +828,13 @@ def zoo_frame(models: pd.DataFrame) -> pd.DataFrame:
             if here.empty:
                 record[code(short[d])] = DASH
                 continue
-            r = here.iloc[0]
+            r = _across_seeds(here)
             record[code(short[d])] = (
                 "failed"
                 if r["error"]
                 else interval(r["test_accuracy"], r["test_accuracy_low"], r["test_accuracy_high"])
                 + f" {float(r['train_seconds']):.0f} s"
+                + (f" ({len(here)} seeds)" if len(here) > 1 else "")
             )
         records.append(record)
     params = models.drop_duplicates("detector").set_index("detector")["parameters"]
@@ -834,6 +845,23 @@ def zoo_frame(models: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return pd.DataFrame(records)
+
+
+def _across_seeds(rows: pd.DataFrame) -> pd.Series:
+    """One model's row, or its training seeds' rows as one (as the matrix rows across seeds): the
+    mean accuracy and training time, an interval spanning every seed's, an error if one failed."""
+    first = rows.iloc[0].copy()
+    if len(rows) == 1:
+        return first
+    failed = rows[rows["error"] != ""]
+    if len(failed):
+        first["error"] = str(failed["error"].iloc[0])
+        return first
+    for column in ("test_accuracy", "train_seconds"):
+        first[column] = float(rows[column].astype(float).mean())
+    first["test_accuracy_low"] = float(rows["test_accuracy_low"].min())
+    first["test_accuracy_high"] = float(rows["test_accuracy_high"].max())
+    return first
 
 
 def zoo_markdown(models: pd.DataFrame) -> str:
@@ -873,7 +901,10 @@ def zoo_tasks(results: Results) -> list[ZooTask]:
     datasets = results.run.get("datasets") or {}
     out = []
     for task in dict.fromkeys(models["task"].astype(str)):
-        rows = models[(models["task"] == task) & (models["error"] == "")]
+        here = models[models["task"] == task]
+        groups = here.groupby(["detector", "defense"], sort=False)  # a model's training seeds as one
+        rows = pd.DataFrame([_across_seeds(g) for _, g in groups]) if len(here) else here
+        rows = rows[rows["error"] == ""]
         if rows.empty:
             continue
         best = rows.iloc[int(np.argmax(rows["test_accuracy"].to_numpy(dtype=float)))]
@@ -1082,8 +1113,8 @@ def _finding_defenses(comparisons: list[DefenseComparison], labels: Labels) -> l
         held = [c for c in gains if c.across_seeds == "holds"]
         out.append(
             f"Across {seeded[0].seeds} training seeds, {len(held)} of the {len(gains)} robustness gains at ε* hold on "
-            "every seed (the defence's lowest seed above the undefended detector's highest); the others are within "
-            "the spread between trainings of one detector."
+            "every seed: the defence's interval spanning its seeds' 95% intervals lies above the undefended "
+            "detector's; the others are within what trainings of one detector and the test sample vary by."
         )
     for c in comparisons:
         where = f"{labels.dfn(c.defense)} on {labels.det(c.detector)} ({code(c.task)})"

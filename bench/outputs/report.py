@@ -21,7 +21,7 @@ import pandas as pd
 from bench.core.cache import atomic_write_text
 from bench.outputs.figures import FigureOutput, make_figures
 from bench.outputs.formats import Results, load_results
-from bench.outputs.latex import TableOutput, accuracy_frame, best_mask, make_tables
+from bench.outputs.latex import TableOutput, accuracy_frame, best_mask, interval_words, make_tables
 from bench.outputs.summary import flagged_curves, reference_rows, short_labels
 
 CAPTIONS = {
@@ -135,17 +135,24 @@ def flags_html(table: pd.DataFrame) -> tuple[str, int]:
 
 
 def models_html(models: pd.DataFrame) -> str:
-    """models.csv as an HTML table."""
+    """models.csv as an HTML table (a seed column where the models have several training seeds)."""
     detectors, defenses = short_labels(list(models["detector"])), short_labels(list(models["defense"]))
+    seeded = "training_seed" in models and models["training_seed"].astype(str).nunique() > 1
+
+    def seed(r: pd.Series) -> str:
+        return f"<td>{_e(r['training_seed'])}</td>" if seeded else ""
+
     rows = "".join(
         f"<tr><td class=name>{_e(r['task'])}</td><td class=name title='{_e(r['detector'])}'>{_e(detectors[r['detector']])}</td>"
-        f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td><td>{int(r['test_n'])}</td>"
+        f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td>{seed(r)}<td>{int(r['test_n'])}</td>"
         f"<td>{_interval((r['test_accuracy'], r['test_accuracy_low'], r['test_accuracy_high'], False))}</td>"
         f"<td>{r['train_seconds']:.0f}</td><td class=name>{_e(r.get('error', '') if pd.notna(r.get('error', '')) else '')}</td></tr>"
         for _, r in models.iterrows()
     )
     return (
-        "<table><tr><th class=name>task</th><th class=name>detector</th><th class=name>defence</th><th>n</th>"
+        "<table><tr><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
+        + ("<th>seed</th>" if seeded else "")
+        + "<th>n</th>"
         f"<th>clean test accuracy (%)</th><th>training (s)</th><th class=name>error</th></tr>{rows}</table>"
     )
 
@@ -168,11 +175,18 @@ def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tupl
         flags,
         "<h2>Figures</h2>",
     ]
+    seeds = len(results.seeds)
+    seeded_note = (
+        f" With {seeds} training seeds: the mean over the seeds, intervals spanning every seed's"
+        " (min-norm curves: the first seed's)."
+        if seeds > 1
+        else ""
+    )
     for name, paths in figures.written.items():
         png = next(p for p in paths if p.suffix == ".png")
         parts.append(
             f"<figure id=fig-{name}><img alt='{_e(name)}' src='{data_uri(png)}'>"
-            f"<figcaption><b>{_e(name)}.</b> {_e(CAPTIONS.get(name, ''))} "
+            f"<figcaption><b>{_e(name)}.</b> {_e(CAPTIONS.get(name, ''))}{_e(seeded_note)} "
             f"<small>({_e(png.with_suffix('.pdf').name)} beside it for print)</small></figcaption></figure>"
         )
     for name, why in figures.skipped.items():
@@ -185,7 +199,7 @@ def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tupl
         for task in dict.fromkeys(reference["task"]):
             parts.append(
                 f"<h3>{_e(task)}, {'L&infin;' if norm == 'linf' else 'L2'}: clean and robust accuracy (%), "
-                "worst case per patch over the attacks, 95% Wilson interval</h3>"
+                f"worst case per patch over the attacks, {_e(interval_words(len(results.seeds)))}</h3>"
             )
             parts.append(accuracy_html(accuracy_frame(reference, task)))
     if results.models is not None and len(results.models):

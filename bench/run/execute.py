@@ -163,6 +163,7 @@ def obtain_model(
         def on_epoch(record: dict[str, Any]) -> None:
             loss, val = record["loss"], record["val_accuracy"]
             log(f"epoch {record['epoch']}/{epochs}: loss {loss:.4f}, val accuracy {val:.3f}")
+            interrupt.check()  # a Ctrl-C swallowed during a training ends it at the epoch's end
 
         model, meta = train(
             job.detector, dataset, job.trained_as, matrix.training, job.training_seed, on_epoch, device=device
@@ -531,6 +532,7 @@ class Runner:
         rows: list[dict[str, Any]] = []
         loaded: dict[str, tuple[Dataset, TrainedModel]] = {}
         for item in plan.probes:
+            interrupt.check()
             job = item.model
             if self.models.get(job.label, {}).get("error"):  # its training failed in this run
                 continue
@@ -627,6 +629,7 @@ class Runner:
         computed = cached = 0
         models: dict[str, nn.Module | None] = {}
         for source, images in sources:
+            interrupt.check()
             info = self.store.dataset_info(source.model.dataset_key) or {}
             classes = list(info.get("classes", []))
             num_classes = len(classes) or int(images["label"].max()) + 1

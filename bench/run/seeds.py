@@ -12,7 +12,8 @@ gradient, norm, variant, epsilon) with more than one seed this module adds one r
 - each rate's interval spans every seed's 95% Wilson interval (the lowest lower end, the highest
   upper end): the uncertainty of one training's sample and the spread between trainings together,
   so a comparison of two such rows whose intervals do not overlap holds on every seed;
-- ``seeds``: the seeds behind the row (those whose cell succeeded);
+- ``seeds``: the seeds behind the row (those whose cell succeeded); where a seed's cell failed,
+  the row across seeds is a failed row too (``error`` names the seeds), its numbers empty;
 - its flags: every flag raised on one of its seeds' rows, and ``seed_sensitive``.
 
 ``seed_sensitive`` (a limit of precision, docs/flags.md) marks the rows across seeds, and each of
@@ -95,13 +96,23 @@ def seed_rows(table: pd.DataFrame) -> pd.DataFrame:
     )
     out["seeds"] = grouped["robust_accuracy"].size()
     out[flags] = grouped[flags].any()
-    out = out.reset_index()
+    out = out.reset_index().assign(error="")
     out["attacked"] = out["attacked"].round()
     out["flag_seed_sensitive"] = _sensitive(out) & (out["seeds"] > 1)
-    failed = rows[rows["error"] != ""].drop_duplicates(KEY)  # every seed failed: the row says so
-    failed = failed.merge(out[KEY], on=KEY, how="left", indicator=True)
-    failed = failed[failed["_merge"] == "left_only"].drop(columns="_merge").assign(seeds=0)
-    out = pd.concat([out.drop(columns="_width"), failed])
+    # a seed whose cell failed: the row across seeds is a failure too (a mean over fewer seeds
+    # is not comparable with the others'), naming the seeds; the seeds that ran keep their rows
+    bad = rows[rows["error"] != ""]
+    if len(bad):
+        by_key = bad.groupby(KEY, sort=False, observed=True, dropna=False)
+        failed = by_key.first().reset_index()
+        names = by_key[TRAINING_SEED].agg(lambda s: ", ".join(dict.fromkeys(s.astype(str)))).to_numpy()
+        failed["error"] = [f"training seed {n} failed: {e}" for n, e in zip(names, failed["error"])]
+        counts = out.set_index(KEY)["seeds"]
+        failed["seeds"] = [int(counts.get(tuple(k), 0)) for k in failed[KEY].itertuples(index=False)]
+        hit = out[KEY].merge(failed[KEY].assign(_bad=True), on=KEY, how="left")["_bad"].notna().to_numpy()
+        out = pd.concat([out[~hit].drop(columns="_width"), failed])
+    else:
+        out = out.drop(columns="_width")
     out = out.assign(**{TRAINING_SEED: ALL_SEEDS, "cell": "", "model": ""})
     out["error"] = out["error"].fillna("")
     for name in flags:

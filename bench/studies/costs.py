@@ -105,6 +105,8 @@ def measure_costs(
     for job in plan_models(matrix, source):
         if is_input_transform(job.defense) or (defenses is not None and job.defense not in defenses):
             continue
+        if job.training_seed != matrix.training_seeds[0]:  # an attack's cost does not depend on the training seed
+            continue
         if dataset is None or dataset.key != job.dataset_key:
             dataset = obtain_dataset(job.task, source, matrix.data, matrix.seed, store, job.dataset_key)
         trained = obtain_model(job, dataset, matrix, store, device=device)

@@ -52,6 +52,7 @@ def per_photo_accuracy(runner: Runner) -> pd.DataFrame:
                     "task": str(job.task),
                     "detector": str(job.detector),
                     "defense": str(job.defense),
+                    "training_seed": str(job.training_seed),
                     "photo": photo,
                     "n": int(mask.sum()),
                     "accuracy": float(correct[mask].mean()),
