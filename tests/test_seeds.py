@@ -4,6 +4,7 @@ read the rows across seeds."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,34 @@ def test_pages_and_check_read_the_rows_across_seeds(seeded: Path) -> None:
     narrow.loc[across, "robust_accuracy_high"] = narrow.loc[across, "robust_accuracy"]
     failed = compare(narrow, results).failed
     assert len(failed) == 1 and failed["metric"].iloc[0] == "robust_accuracy"
+
+
+@pytest.mark.parametrize(
+    ("robust", "undefended", "verdict"),
+    [
+        ((0.40, 0.35, 0.45), (0.20, 0.30), "holds"),  # every seed's interval of the defence above
+        ((0.33, 0.29, 0.37), (0.20, 0.30), "spread"),  # point estimates apart, intervals overlapping
+        ((0.10, 0.05, 0.15), (0.20, 0.30), "reversed"),
+    ],
+)
+def test_a_gain_holds_across_seeds_only_when_the_intervals_spanning_them_are_apart(
+    robust: tuple[float, float, float], undefended: tuple[float, float], verdict: str
+) -> None:
+    from bench.outputs.pages import DefenseComparison
+
+    comparison = DefenseComparison(
+        task="median3",
+        detector="bayar",
+        defense="adv-train",
+        eps_star=2.0,
+        undefended=0.25,
+        robust=robust,
+        clean_cost=0.0,
+        largest=8.0,
+        seeds=3,
+        undefended_range=(0.24, 0.26),
+        robust_range=(robust[0] - 0.01, robust[0] + 0.01),
+        undefended_interval=undefended,
+    )
+    assert comparison.across_seeds == verdict
+    assert dataclasses.replace(comparison, seeds=1).across_seeds is None

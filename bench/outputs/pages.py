@@ -988,6 +988,15 @@ def _costs_tables(results: Results, labels: Labels) -> list[Table]:
 # --- findings
 
 
+def _spread(row: pd.Series) -> str:
+    """A row's robust accuracy, with its across-seed range where it stands for several seeds."""
+    text = rate(row["robust_accuracy"])
+    if int(row.get("seeds", 1)) > 1 and _finite(row.get("robust_accuracy_seed_min")):
+        low, high = rate(row["robust_accuracy_seed_min"]), rate(row["robust_accuracy_seed_max"])
+        text += f", seeds {low}{DASH}{high}"
+    return text
+
+
 def _finding_undefended(table: pd.DataFrame, labels: Labels) -> list[str]:
     norm, rows = _reference(table)
     out = []
@@ -998,19 +1007,19 @@ def _finding_undefended(table: pd.DataFrame, labels: Labels) -> list[str]:
         last = curve.iloc[-1]
         below = curve[curve["robust_accuracy"] < BROKEN_LEVEL]
         what = f"Undefended {labels.det(detector)} on {code(task)}: worst-case {NORMS.get(norm, norm)} robust accuracy"
-        end = f"{rate(last['robust_accuracy'])} at the largest ε, {eps(last['epsilon_255'])}"
+        end = f"{_spread(last)} at the largest ε, {eps(last['epsilon_255'])}"
         if below.empty:
             out.append(f"{what} stays at or above {BROKEN_LEVEL:.3f} at every ε ({end}).")
         elif len(below) == 1 and below.index[0] == curve.index[-1]:
             out.append(
                 f"{what} falls below {BROKEN_LEVEL:.3f} only at the largest ε, {eps(last['epsilon_255'])} "
-                f"({rate(last['robust_accuracy'])})."
+                f"({_spread(last)})."
             )
         else:
             first = below.iloc[0]
             out.append(
                 f"{what} falls below {BROKEN_LEVEL:.3f} at ε = {eps(first['epsilon_255'])} "
-                f"({rate(first['robust_accuracy'])}); it is {end}."
+                f"({_spread(first)}); it is {end}."
             )
     return out
 
