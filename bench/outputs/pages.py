@@ -610,7 +610,9 @@ def _defenses_table(comparisons: list[DefenseComparison], labels: Labels) -> Tab
             "ε*": eps(c.eps_star) if c.eps_star is not None else f"none up to {eps(c.largest)}",
             "undefended at ε*": rate(c.undefended) if c.eps_star is not None else DASH,
             "defence": labels.dfn(c.defense),
-            "robust at ε* [95% CI]": interval(*c.robust) if c.robust is not None else DASH,
+            ("robust at ε* [interval over seeds]" if seeded else "robust at ε* [95% CI]"): (
+                interval(*c.robust) if c.robust is not None else DASH
+            ),
             "gain (points)": points(c.gain, sign=True) if c.robust is not None else DASH,
             "clean cost (points)": points(c.clean_cost, sign=True),
             "meets the bar": ("yes" if c.meets_bar else "no") if c.robust is not None else DASH,
