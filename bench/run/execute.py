@@ -208,6 +208,8 @@ def error_rows(cell: Cell, matrix: Matrix, message: str) -> pd.DataFrame:
             "n": 0,
             "attacked": 0,
             "seed": matrix.seed,
+            "training_seed": str(job.training_seed),
+            "seeds": 1,
             "cell": cell.key,
             "model": cell.model_key,
             "error": message,

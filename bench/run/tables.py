@@ -137,7 +137,7 @@ def assemble(
     per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     table, per_sample = table.assign(device=device, threads=threads), per_sample.assign(device=device, threads=threads)
     named = {key: str(seed) for key, seed in (seeds or {}).items()}
-    table = table.assign(training_seed=table["model"].map(named).fillna("") if len(table) else "")
+    table = table.assign(training_seed=table["model"].map(named).fillna("") if len(table) else "", seeds=1)
     table = conform(table, MATRIX_COLUMNS)
     by_cell = dict(zip(table["cell"], table[TRAINING_SEED]))
     per_sample = conform(per_sample.assign(training_seed=per_sample["cell"].map(by_cell)), SAMPLE_COLUMNS)
