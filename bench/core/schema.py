@@ -32,6 +32,7 @@ __all__ = [
     "TRANSFER_COLUMNS",
     "conform",
     "conform_probes",
+    "fill_training_seed",
     "flagged_rows",
     "headline",
     "several_seeds",
@@ -252,11 +253,22 @@ def conform(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """Order columns and cast dtypes to a schema (missing columns are an error, except the
     :data:`DERIVED` ones, which are filled with their not-yet-computed values)."""
     frame = conform_columns(frame, columns, DERIVED)
-    if TRAINING_SEED in columns and "seed" in columns:  # rows without one: trained with the run's seed
-        unset = frame[TRAINING_SEED].isna() | (frame[TRAINING_SEED] == "")
-        if unset.any():
-            frame.loc[unset, TRAINING_SEED] = frame.loc[unset, "seed"].astype(str)
-    return frame
+    if TRAINING_SEED not in columns:
+        return frame
+    return fill_training_seed(frame).astype({TRAINING_SEED: columns[TRAINING_SEED]})
+
+
+def fill_training_seed(frame: pd.DataFrame, seed: object = None) -> pd.DataFrame:
+    """``frame`` with its ``training_seed`` set where it lacks one - a table written before the
+    column existed, or rows not yet assigned one: one training, with the run's seed (the row's
+    ``seed``, else ``seed``, else left empty)."""
+    default = str(seed) if seed is not None else ""
+    run_seed = frame["seed"].astype(str) if "seed" in frame else pd.Series(default, index=frame.index, dtype=object)
+    if TRAINING_SEED not in frame:
+        return frame.assign(**{TRAINING_SEED: run_seed})
+    current = frame[TRAINING_SEED].astype(object).where(frame[TRAINING_SEED].notna(), "").astype(str)
+    filled = current.where(current != "", run_seed)
+    return frame.assign(**{TRAINING_SEED: filled})
 
 
 def conform_probes(frame: pd.DataFrame) -> pd.DataFrame:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.core.schema import ALL_SEEDS, TRAINING_SEED
+from bench.core.schema import ALL_SEEDS, TRAINING_SEED, fill_training_seed
 from bench.outputs.formats import BASELINE_COLUMNS, BASELINE_KEYS, Results, load_results, read_baseline, write_baseline
 
 __all__ = ["BASELINE_COLUMNS", "KEYS", "CannotCompare", "Comparison", "check", "compare", "fisher_p", "write_baseline"]
@@ -119,8 +119,7 @@ def compare(
     table = results.table  # each seed's rows and, with several seeds, the rows across them
     fresh = table[[*KEYS, "n", "error", *METRICS]].copy()
     baseline = baseline.copy()
-    if TRAINING_SEED not in baseline:  # written before the column: one training, with the run's seed
-        baseline[TRAINING_SEED] = baseline["seed"].astype(str)
+    baseline = fill_training_seed(baseline)  # written before the column: one training, the run's seed
     for frame in (baseline, fresh):
         frame["epsilon_255"] = frame["epsilon_255"].astype(float).round(6)
         for c in KEYS[:-1]:

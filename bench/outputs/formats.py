@@ -43,6 +43,7 @@ from bench.core.schema import (
     THREADS,
     TRAINING_SEED,
     TRANSFER_COLUMNS,
+    fill_training_seed,
     headline,
 )
 
@@ -265,11 +266,9 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
     transfer = None
     if (folder / "transfer.parquet").is_file():
         transfer = _read_parquet(folder / "transfer.parquet", TRANSFER_COLUMNS, tuple(TRANSFER_COLUMNS))
-    seed = (run.get("configuration") or {}).get("seed")
-    for frame in (models, transfer):  # written before training seeds: every model trained with the run's seed
-        if frame is not None and seed is not None:
-            frame[TRAINING_SEED] = frame[TRAINING_SEED].fillna("").astype(str)
-            frame.loc[frame[TRAINING_SEED] == "", TRAINING_SEED] = str(seed)
+    seed = (run.get("configuration") or {}).get("seed")  # written before training seeds: the run's
+    models = fill_training_seed(models, seed) if models is not None else None
+    transfer = fill_training_seed(transfer, seed) if transfer is not None else None
     per_photo, costs, training = (_csv(folder / n, {}, _STUDY_COLUMNS[n]) for n in (PER_PHOTO, COSTS, TRAINING_COSTS))
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
@@ -319,8 +318,8 @@ def _read_table(
         frame[DEVICE] = "cpu"
     if THREADS in columns and THREADS not in frame.columns:  # written before the column existed: not recorded
         frame[THREADS] = pd.array([pd.NA] * len(frame), dtype="Int64")
-    if TRAINING_SEED in columns and TRAINING_SEED not in frame.columns:  # before the column: one training
-        frame[TRAINING_SEED] = frame["seed"].astype(str) if "seed" in frame else ""
+    if TRAINING_SEED in columns:  # written before the column: one training, with the run's seed
+        frame = fill_training_seed(frame)
     check_table(frame, columns, path, required)
     return frame
 
@@ -517,9 +516,7 @@ def _schema_frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
             frame[column] = default
         elif dtype != "float64":
             frame[column] = frame[column].fillna(default)
-    if TRAINING_SEED in columns and "seed" in frame:  # written before the column: one training, the run's seed
-        unset = frame[TRAINING_SEED].astype(str) == ""
-        frame.loc[unset, TRAINING_SEED] = frame.loc[unset, "seed"].astype(str)
+    frame = fill_training_seed(frame) if TRAINING_SEED in columns else frame  # before the column
     return frame[list(columns)].astype(columns).reset_index(drop=True)
 
 
@@ -617,8 +614,7 @@ def read_baseline(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise BenchError(f"--baseline {path}: not a CSV file ({type(err).__name__})") from None
-    if TRAINING_SEED not in frame.columns and "seed" in frame.columns:  # before the column: one training
-        frame[TRAINING_SEED] = frame["seed"].astype(str)
+    frame = fill_training_seed(frame)  # a baseline written before the column: one training
     missing = [c for c in BASELINE_COLUMNS if c not in frame.columns]
     if missing:
         raise BenchError(f"--baseline {path}: not a baseline; lacks columns {', '.join(missing)}")

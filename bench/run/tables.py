@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import MATRIX_COLUMNS, MODEL_COLUMNS, SAMPLE_COLUMNS, TRAINING_SEED, conform, conform_probes
+from bench.core.schema import (
+    MATRIX_COLUMNS,
+    MODEL_COLUMNS,
+    SAMPLE_COLUMNS,
+    TRAINING_SEED,
+    conform,
+    conform_probes,
+    fill_training_seed,
+)
 from bench.core.stats import success_rate_intervals, wilson, wilson_arrays
 from bench.run.cells import positive_class
 from bench.run.ensemble import ensemble_rows
@@ -146,9 +154,9 @@ def assemble(
     ensemble = ensemble_rows(table, per_sample, positive)
     if not ensemble.empty:
         table = conform(pd.concat([table, ensemble.assign(device=device, threads=threads)]), MATRIX_COLUMNS)
-    if probes is not None:
+    if probes is not None:  # a model not in ``seeds``: trained with the run's seed
         probes = probes.assign(training_seed=probes["model"].map(named).fillna(""))
-        probes.loc[probes[TRAINING_SEED] == "", TRAINING_SEED] = str(table["seed"].iloc[0]) if len(table) else ""
+        probes = fill_training_seed(probes, table["seed"].iloc[0] if len(table) else None)
     table = with_seed_rows(conform(add_flags(success_rate_intervals(table), probes, per_sample), MATRIX_COLUMNS))
     frame = pd.DataFrame(models, columns=list(MODEL_COLUMNS))
     splits = {t: (info or {}).get("splits", {}) for t, info in datasets.items()}
