@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -225,3 +226,121 @@ def test_zoo_trains_and_writes_its_tables(tmp_path: Path) -> None:
     assert "| `median3` (" in table and "| `noise[sigma=2.0]` (" in table and table.strip() in proc.stdout
     again = _process(["zoo", "--matrix", "tiny.toml"], tmp_path)  # served from the cache
     assert again.returncode == 0 and "training" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "matrix", "suggestion"),
+    [
+        (["run", "--profile", "smok"], "", "; did you mean 'smoke'?"),
+        (["rnu"], "", "invalid choice: 'rnu' (choose from 'run', "),
+        (["rnu"], "", "; did you mean 'run'?"),
+        (["list", "detector"], "", "; did you mean 'detectors'?"),
+        (["run", "--profle", "smoke"], "", "unrecognized arguments: --profle smoke; did you mean '--profile'?"),
+        (
+            ["run", "--matrix", "m.toml"],
+            GOOD.replace('["bayar"]', '["bayr"]'),
+            "bayar, bondi, mfr, plain, srm; did you mean 'bayar'?",
+        ),
+        (["run", "--matrix", "m.toml"], GOOD.replace('["bayar"]', '["SRM"]'), "; did you mean 'srm'?"),
+        (["run", "--matrix", "m.toml"], GOOD.replace('["art.fgsm"]', '["pgd"]'), "; did you mean 'art.pgd'?"),
+        (
+            ["run", "--matrix", "m.toml"],
+            GOOD.replace('["none"]', '["grad-penalty[lamda=1]"]'),
+            "did you mean 'lambda'?",
+        ),
+        (["run", "--matrix", "m.toml"], GOOD.replace("epsilons_255", "epsilon_255"), "; did you mean 'epsilons_255'?"),
+    ],
+)
+def test_unknown_names_get_the_closest_allowed_name(
+    tmp_path: Path, args: list[str], matrix: str, suggestion: str
+) -> None:
+    if matrix:
+        (tmp_path / "m.toml").write_text(matrix)
+    proc = _cli(args, tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert suggestion in proc.stderr and proc.stderr.rstrip().endswith("?"), proc.stderr
+
+
+def test_no_suggestion_without_a_close_name(tmp_path: Path) -> None:
+    from bench.core.errors import did_you_mean
+
+    assert did_you_mean("resnet", DETECTORS.names()) == "" and did_you_mean("", ["a"]) == ""
+    assert did_you_mean("Bondi", ["bayar", "bondi"]) == "; did you mean 'bondi'?"
+    proc = _cli(["run", "--profile", "nosuch"], tmp_path)
+    assert proc.returncode == 2 and "did you mean" not in proc.stderr
+
+
+def test_bad_input_is_refused_before_the_heavy_imports(tmp_path: Path) -> None:
+    """Each refusal, in one process, names no heavy module loaded at that point (they would come with
+    bench.api and the run): torch, pandas, ART, Foolbox, matplotlib, Dask."""
+    (tmp_path / "bad.toml").write_text(GOOD.replace('["bayar"]', '["bayr"]'))
+    (tmp_path / "m.toml").write_text(GOOD)
+    cases = [
+        ["run", "--matrix", "--profile", "nosuch"],
+        ["run", "--matrix", "missing.toml"],
+        ["run", "--matrix", "bad.toml"],
+        ["zoo", "--profile", "nosuch"],
+        ["costs", "--matrix", "m.toml", "--images", "photos"],
+        ["run", "--matrix", "m.toml", "--device", "tpu"],
+        ["run", "--matrix", "m.toml", "--images", "photos"],
+        ["run", "--matrix", "m.toml", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
+        ["zoo", "--matrix", "m.toml", "--scheduler-file", "missing.json"],
+        ["run", "--matrix", "m.toml", "--results", "bad.toml"],
+        ["run", "--matrix", "m.toml", "--workers", "0"],
+        ["run", "--frobnicate"],
+    ]
+    code = (
+        "import contextlib, io, json, sys\nfrom bench.cli import main\nout = []\n"
+        f"for args in {cases!r}:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        status = main(args)\n"
+        "    heavy = [m for m in ('torch', 'pandas', 'art', 'foolbox', 'matplotlib', 'dask') if m in sys.modules]\n"
+        "    out.append([args, status, err.getvalue(), heavy])\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert len(results) == len(cases)
+    for args, status, err, heavy in results:
+        assert status == 2 and err.startswith("error: ") and err.count("\n") == 1, (args, err)
+        assert heavy == [], (args, heavy)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "m.toml"]  # nothing written
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.split() == ["python", "-m", "bench", version("forensic-robustness-bench")]
+
+
+@pytest.mark.parametrize(
+    "command", [[], *([c] for c in ("run", "zoo", "costs", "list", "figures", "tables", "report", "check"))]
+)
+def test_help_is_plain_text(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("usage: ")
+    assert "`" not in out and ":func:" not in out and "::" not in out, out  # no reStructuredText markup
+
+
+def test_the_console_script_is_documented_and_is_the_cli() -> None:
+    import tomllib
+
+    from bench import cli
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {cli.SCRIPT: "bench.cli:main"}
+    for page in ("README.md", "docs/usage.md"):
+        assert f"`{cli.SCRIPT}`" in (root / page).read_text(), page
+    script = Path(sys.executable).parent / cli.SCRIPT  # installed beside the interpreter (pip install -e .)
+    proc = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.split()[0] == cli.SCRIPT, proc.stdout + proc.stderr

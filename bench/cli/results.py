@@ -22,7 +22,7 @@ DEFAULT_PAGES = "docs/results"
 
 def add_parsers(sub: Any) -> None:
     """Register the four sub-commands on the ``python -m bench`` parser."""
-    where = "a results/<profile> folder of `python -m bench run` (default: %(default)s)"
+    where = "a results/<profile> folder of 'python -m bench run' (default: %(default)s)"
     figures = sub.add_parser("figures", help="paper figures (PDF + PNG) from a results folder -> RESULTS_DIR/figures/")
     tables = sub.add_parser("tables", help="LaTeX (booktabs) accuracy tables -> RESULTS_DIR/tables/")
     report = sub.add_parser(
@@ -37,7 +37,7 @@ def add_parsers(sub: Any) -> None:
         nargs="?",
         default=None,
         metavar="RESULTS_DIR",
-        help=f"a results/<profile> folder of `python -m bench run` or `zoo` (default: {DEFAULT_RESULTS}; with "
+        help=f"a results/<profile> folder of 'python -m bench run' or 'zoo' (default: {DEFAULT_RESULTS}; with "
         "--markdown: every reference table in --reference-dir)",
     )
     report.add_argument(

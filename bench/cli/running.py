@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.core import interrupt
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,7 @@ def add_parsers(sub: Any) -> None:
             "--scheduler",
             default=None,
             metavar="ADDRESS",
-            help="run on an existing Dask cluster (`dask scheduler` / `dask worker`, dask-jobqueue on SLURM or PBS, "
+            help="run on an existing Dask cluster ('dask scheduler' / 'dask worker', dask-jobqueue on SLURM or PBS, "
             "Kubernetes); the cache folder must be on a file system every worker sees",
         )
         where.add_argument(
@@ -131,6 +131,46 @@ def _matrix(args: argparse.Namespace) -> Matrix:
     return load_matrix(builtin_matrix_path(args.profile or args.default_profile), train_only=train_only)
 
 
+def _refuse_bad_options(args: argparse.Namespace, matrix: Matrix) -> None:
+    """Refuse bad options before the heavy imports (torch, pandas, ART and Foolbox come with bench.api
+    and the run): the checks ``api.prepare`` makes again, here with the light validators. Only
+    ``--device cuda`` on a machine without CUDA needs torch to tell (api.prepare)."""
+    from bench.core.cache import check_writable
+    from bench.core.devices import parse_device
+    from bench.inputs.photos import folder_source
+
+    if args.command == "costs":
+        if args.images:
+            raise BenchError("costs: --images is not supported; it measures on the built-in data")
+        if args.training < 0:
+            raise BenchError(f"--training {args.training}: not allowed; a number of epochs >= 1")
+    else:
+        executors = (
+            ("--workers", args.workers),
+            ("--scheduler", args.scheduler),
+            ("--scheduler-file", args.scheduler_file),
+        )
+        chosen = [flag for flag, value in executors if value is not None]
+        if len(chosen) > 1:  # the rule of api.executor, which needs the heavy imports
+            raise BenchError(
+                f"{' and '.join(chosen)}: choose one executor; allowed: --workers N, --scheduler ADDRESS or "
+                "--scheduler-file FILE"
+            )
+        if args.scheduler is not None and not args.scheduler.strip():
+            raise BenchError("--scheduler: empty; allowed: a scheduler address such as tcp://10.0.0.5:8786")
+        if args.scheduler_file is not None and not Path(args.scheduler_file).is_file():
+            raise BenchError(
+                f"--scheduler-file {args.scheduler_file}: no such file; allowed: the JSON file "
+                "`dask scheduler --scheduler-file` writes"
+            )
+        if args.device is not None:
+            parse_device(args.device, "--device")
+        if args.images is not None:
+            folder_source(args.images)  # a bad image refused here; api.prepare, given the path, opens them again
+    check_writable(Path(args.results) / matrix.profile, "--results")
+    check_writable(Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache", "--cache-dir")
+
+
 def _run(args: argparse.Namespace) -> int:
     matrix = _matrix(args)
     with interrupt.handling():  # Ctrl-C and SIGTERM end the run even when Python swallows the first
@@ -142,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_or_cost(args: argparse.Namespace, matrix: Matrix) -> int:
+    _refuse_bad_options(args, matrix)
     from bench.cli.progress import Display
 
     if args.command == "costs":
@@ -230,10 +271,6 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
     from bench.studies.costs import measure_costs, measure_training_costs
     from defenses import DEFENSES
 
-    if args.images:
-        raise BenchError("costs: --images is not supported; it measures on the built-in data")
-    if args.training < 0:
-        raise BenchError(f"--training {args.training}: not allowed; a number of epochs >= 1")
     cache = Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache"
     out = ResultsFolder(results_folder(args.results, matrix.profile))
     check_writable(out.folder, "--results")
@@ -251,9 +288,10 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
         chosen = tuple(DEFENSES.resolve(d, "--defense") for d in args.defense)
         missing = [str(d) for d in chosen if d not in matrix.defenses]
         if missing:
+            allowed = [str(d) for d in matrix.defenses]
             raise BenchError(
-                f"--defense {', '.join(missing)}: not in the matrix; allowed: "
-                f"{', '.join(str(d) for d in matrix.defenses)}"
+                f"--defense {', '.join(missing)}: not in the matrix; allowed: {', '.join(allowed)}"
+                f"{did_you_mean(missing[0], allowed)}"
             )
     table = measure_costs(matrix, store=store, defenses=chosen, progress=progress)
     columns = [

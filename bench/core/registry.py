@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, Literal, TypeVar
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, did_you_mean
 from bench.core.fingerprint import digest, fingerprint
 
 T = TypeVar("T")
@@ -273,7 +273,10 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise BenchError(f"unknown {self.family} {name!r}; allowed: {', '.join(self.names())}") from None
+            names = self.names()
+            raise BenchError(
+                f"unknown {self.family} {name!r}; allowed: {', '.join(names)}{did_you_mean(name, names)}"
+            ) from None
 
     def resolve(self, text: str | Spec, where: str | None = None) -> Spec:
         """Parse ``name[k=v,...]`` into a Spec with every parameter typed and filled in."""
@@ -307,7 +310,9 @@ class Registry(Generic[T]):
         for key in given:
             if key not in known:
                 allowed = ", ".join(known) or "none"
-                raise BenchError(f"{where}: unknown parameter {key!r} for {name}; allowed: {allowed}")
+                raise BenchError(
+                    f"{where}: unknown parameter {key!r} for {name}; allowed: {allowed}{did_you_mean(key, known)}"
+                )
         values = tuple(
             (p.key, p.coerce(given[p.key], f"{where}: {name}") if p.key in given else p.default)
             for p in sorted(entry.params, key=lambda p: p.key)

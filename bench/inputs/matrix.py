@@ -18,7 +18,7 @@ from typing import Any
 from bench.attacks import ATTACKS
 from bench.core.config import DataConfig, TrainingConfig, from_table
 from bench.core.devices import parse_device
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, did_you_mean
 from bench.core.registry import Registry, Spec
 from bench.tasks import TASKS
 from defenses import DEFENSES
@@ -92,8 +92,11 @@ def builtin_profiles() -> list[str]:
 
 def builtin_matrix_path(profile: str) -> Path:
     """Path of a built-in matrix, or BenchError listing the available profiles."""
-    if profile not in builtin_profiles():
-        raise BenchError(f"--profile {profile}: no such built-in matrix; allowed: {', '.join(builtin_profiles())}")
+    profiles = builtin_profiles()
+    if profile not in profiles:
+        raise BenchError(
+            f"--profile {profile}: no such built-in matrix; allowed: {', '.join(profiles)}{did_you_mean(profile, profiles)}"
+        )
     return Path(str(resources.files("bench.inputs.matrices") / f"{profile}.toml"))
 
 
@@ -122,7 +125,10 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
     """Validate a matrix given as a dict (the parsed TOML)."""
     for key in doc:
         if key not in REQUIRED + OPTIONAL:
-            raise BenchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(REQUIRED + OPTIONAL)}")
+            allowed = REQUIRED + OPTIONAL
+            raise BenchError(
+                f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}{did_you_mean(str(key), allowed)}"
+            )
     required = tuple(k for k in REQUIRED if not (train_only and k in ATTACK_KEYS))
     for key in required:
         if key not in doc:
