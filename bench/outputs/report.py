@@ -1,56 +1,38 @@
 """One self-contained HTML page per results folder (``python -m bench report RESULTS_DIR``).
 
-The page draws the figures and writes the LaTeX tables first (bench/outputs/figures.py, bench/outputs/latex.py),
-then embeds every PNG as a data URI, shows the same accuracy tables in HTML, the trust flags of
-the table (rows whose ``flags`` column is not empty, at the top) and the run's versions and
-configuration from run.json. No external file, script or style sheet is referenced, so the page
-can be mailed or attached as it is.
+The page draws the figures and writes the LaTeX tables first (bench/outputs/figures.py,
+bench/outputs/latex.py), then renders ``templates/report.html.j2`` (Jinja2, autoescaped): the
+trust flags at the top (rows per flag, then each flagged curve and variant with its own robust
+accuracy at every flagged epsilon and, for a paired flag, its yardstick's), every PNG as a data
+URI with its caption and the full names of its shortened labels, the accuracy and models tables,
+the run's configuration, datasets, statistics, timings, host and versions from run.json as
+tables, and the explanation of every flag raised, rendered from docs/flags.md into the page so
+that its links are anchors of the page itself. No external file, script or style sheet is
+referenced, so the page can be mailed or attached as it is.
 """
 
 from __future__ import annotations
 
 import base64
-import html
-import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.core.cache import atomic_write_text
-from bench.outputs.figures import FigureOutput, make_figures
+from bench.core.schema import PRECISION_FLAGS
+from bench.outputs.figures import CAPTIONS, FigureOutput, make_figures
 from bench.outputs.formats import Results, load_results
 from bench.outputs.latex import TableOutput, accuracy_frame, best_mask, interval_words, make_tables
-from bench.outputs.summary import flagged_curves, reference_rows, short_labels
+from bench.outputs.summary import YARDSTICKS, flag_rows, reference_rows, short_labels
 
-CAPTIONS = {
-    "curves": "Robust accuracy against the budget (clean accuracy at 0) with 95% Wilson bands, per task and attack "
-    "(input transforms: the attacker's best gradient at each epsilon).",
-    "tradeoff": "Clean against robust accuracy (worst case over the attacks) at one budget; lines join a defence "
-    "family's strength sweep.",
-    "heatmap": "Robust accuracy (worst case over the attacks) of every detector x defence at one budget.",
-    "gallery": "Clean patch, 8-bit adversarial patch (smallest budget that fooled the detector) and the perturbation "
-    "amplified; p is the detector's probability of the true class.",
-    "transfer": "Adversarial images crafted on a source model (rows) scored on every model of the task (columns): "
-    "accuracy on them, and the share of the source's successes that also fool the target.",
-    "min-norm-curves": "Robust accuracy of each minimum-norm attack as a continuous function of the budget (one "
-    "unbounded run per cell), beside the PGD sweeps of the same norm at the matrix's epsilons.",
-}
-
-CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1em; }
-th, td { padding: .2em .6em; border-bottom: 1px solid #e4e4e4; text-align: right; }
-th { border-bottom: 2px solid #999; } td.name, th.name { text-align: left; font-family: monospace; }
-.flags { background: #fff3f0; border: 2px solid #d9534f; padding: .5em 1em; border-radius: 4px; }
-.ok { background: #f0fff3; border: 1px solid #5cb85c; padding: .5em 1em; border-radius: 4px; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: .85em; color: #555; } .note { color: #777; font-size: .9em; }
-pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: .8em; }
-small { color: #777; }
-"""
+# docs/flags.md of the source tree this package runs from (an editable install, the README's)
+FLAGS_DOC = Path(__file__).resolve().parents[2] / "docs" / "flags.md"
+YARDSTICK_NAMES = {"weaker_than_reference": "reference attack", "not_converged": "convergence run"}
+NORM_NAMES = {"linf": "L\u221e", "l2": "L2"}
 
 
 @dataclass
@@ -64,163 +46,280 @@ class ReportOutput:
     notes: list[str] = field(default_factory=list)
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text))
-
-
 def data_uri(path: Path) -> str:
     """A PNG file as a data URI."""
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _interval(value: tuple[float, float, float, bool]) -> str:
-    v, low, high, flagged = value
-    if not np.isfinite(v):
-        return "&ndash;"
-    mark = " <span title='a failure flag is raised on this number'>&dagger;</span>" if flagged else ""
-    return f"{100 * v:.1f} <small>[{100 * low:.1f}, {100 * high:.1f}]</small>{mark}"
+def _number(value: Any) -> float | None:
+    return float(value) if value is not None and pd.notna(value) and np.isfinite(float(value)) else None
 
 
-def accuracy_html(frame: pd.DataFrame) -> str:
-    """An accuracy frame (bench.latex.accuracy_frame) as an HTML table, best per column bold."""
+def accuracy_rows(frame: pd.DataFrame) -> dict[str, Any]:
+    """An accuracy frame (bench.outputs.latex.accuracy_frame) for the template: the column heads and per
+    row the short and full names and each cell's value, interval, failure flag and bold (best of
+    its column)."""
     columns = [c for c in frame.columns if c == "clean" or c.startswith("e=")]
     detectors, defenses = short_labels(list(frame["detector"])), short_labels(list(frame["defense"]))
     bold = {c: best_mask(frame, c) for c in columns}
-    head = "".join(f"<th>{'clean' if c == 'clean' else _e(c[2:]) + '/255'}</th>" for c in columns)
     rows = []
     for i, (_, r) in enumerate(frame.iterrows()):
-        cells = "".join(
-            f"<td>{'<b>' if bold[c][i] else ''}{_interval(r[c])}{'</b>' if bold[c][i] else ''}</td>"
-            if isinstance(r[c], tuple)
-            else "<td>&ndash;</td>"
-            for c in columns
-        )
+        cells = []
+        for c in columns:
+            value = r[c] if isinstance(r[c], tuple) else (np.nan, np.nan, np.nan, False)
+            cells.append(
+                {
+                    "value": _number(value[0]),
+                    "low": _number(value[1]),
+                    "high": _number(value[2]),
+                    "flagged": bool(value[3]),
+                    "bold": bool(bold[c][i]),
+                }
+            )
         rows.append(
-            f"<tr><td class=name title='{_e(r['detector'])}'>{_e(detectors[r['detector']])}</td>"
-            f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td>{cells}</tr>"
+            {
+                "detector": detectors[r["detector"]],
+                "detector_full": r["detector"],
+                "defense": defenses[r["defense"]],
+                "defense_full": r["defense"],
+                "cells": cells,
+            }
         )
-    return f"<table><tr><th class=name>detector</th><th class=name>defence</th>{head}</tr>" + "".join(rows) + "</table>"
+    heads = ["clean" if c == "clean" else f"{c[2:]}/255" for c in columns]
+    return {"heads": heads, "rows": rows}
 
 
-def flags_html(table: pd.DataFrame) -> tuple[str, int]:
-    """The flags box (or the all-clear line) and the number of flagged rows: a count per flag,
-    then one line per flagged (task, detector, defence, attack, gradient)."""
+def flag_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """The flags box: rows per flag (with its severity) and one entry per flagged (flag, curve,
+    variant) listing the row's own robust accuracy at every flagged epsilon, and the yardstick's for
+    a paired flag. ``present`` is False for a table written before flags existed."""
     if "flags" not in table.columns:
-        return "<p class=note>This table has no trust-flags column (written by an older run).</p>", 0
+        return {"present": False, "rows": 0, "total": len(table), "counts": [], "curves": []}
     flags = table["flags"].fillna("").astype(str)
     n = int((flags != "").sum())
-    if not n:
-        return "<p class=ok id=flags>No trust flag fired on any row.</p>", 0
-    counts = pd.Series([f for fs in flags[flags != ""] for f in fs.split(",") if f]).value_counts()
-    groups = flagged_curves(table)
-    labels = {c: short_labels(list(groups[c])) for c in ("detector", "defense", "attack")}
-    rows = "".join(
-        f"<tr><td class=name>{_e(r['flag'])}</td><td class=name>{_e(r['task'])}</td>"
-        + "".join(
-            f"<td class=name title='{_e(r[c])}'>{_e(labels[c][r[c]])}</td>" for c in ("detector", "defense", "attack")
+    rows = flag_rows(table)
+    counts = [
+        {"flag": name, "rows": len(g), "severity": "precision" if name in PRECISION_FLAGS else "failure"}
+        for name, g in rows.groupby("flag", sort=False)
+    ]
+    counts.sort(key=lambda c: c["severity"] != "failure")  # failures first, each in the flags' order
+    labels = {c: short_labels(list(rows[c])) for c in ("detector", "defense", "attack")}
+    keys = ["flag", "task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess"]
+    curves = []
+    for key, g in rows.groupby(keys, sort=False):
+        record = {k: str(v) for k, v in zip(keys, key, strict=True)}
+        curves.append(
+            {
+                **record,
+                "severity": "precision" if record["flag"] in PRECISION_FLAGS else "failure",
+                "detector_short": labels["detector"][record["detector"]],
+                "defense_short": labels["defense"][record["defense"]],
+                "attack_short": labels["attack"][record["attack"]],
+                "norm": NORM_NAMES.get(str(record["norm"]), str(record["norm"])),
+                "variant": record["quantized"]
+                if record["postprocess"] == "none"
+                else f"{record['quantized']}, {record['postprocess']}",
+                "yardstick_name": YARDSTICK_NAMES.get(str(record["flag"]), ""),
+                "points": [
+                    {
+                        "epsilon": f"{r['epsilon_255']:g}",
+                        "n": int(r["n"]),
+                        "value": _number(r["robust_accuracy"]),
+                        "low": _number(r["robust_accuracy_low"]),
+                        "high": _number(r["robust_accuracy_high"]),
+                        "yardstick": _number(r["yardstick"]),
+                    }
+                    for _, r in g.sort_values("epsilon_255").iterrows()
+                ],
+            }
         )
-        + f"<td class=name>{_e(r['gradient'])}</td><td class=name>{_e(r['variants'])}</td>"
-        f"<td>{_e(r['epsilons_255'])}</td><td>{r['robust_accuracy']:.3f}</td></tr>"
-        for _, r in groups.iterrows()
+    curves.sort(key=lambda c: c["severity"] != "failure")
+    return {"present": True, "rows": n, "total": len(table), "counts": counts, "curves": curves}
+
+
+def flag_explanations(names: list[str], doc: Path = FLAGS_DOC) -> dict[str, Any]:
+    """The sections of docs/flags.md a page needs, as HTML: "Severity" and the section of every flag
+    in ``names`` (``### <name>``). Links are kept only where they point into the page (to another
+    flag's section); any other link becomes its text, so a copied page leads nowhere it cannot go.
+    ``found`` is False when the file is not beside this installation."""
+    if not doc.is_file():
+        return {"found": False, "doc": str(doc), "severity": "", "sections": []}
+    from markdown_it import MarkdownIt
+
+    text = doc.read_text(encoding="utf-8")
+    parts = {
+        m.group(2).strip(): m.group(3)
+        for m in re.finditer(r"^(#{2,3}) (.+?)\n(.*?)(?=^#{1,3} |\Z)", text, re.MULTILINE | re.DOTALL)
+    }
+    md = MarkdownIt("commonmark")
+
+    def html(body: str) -> str:
+        rendered = md.render(body)
+        rendered = re.sub(r'<a href="(?!#)[^"]*">(.*?)</a>', r"\1", rendered, flags=re.DOTALL)
+        return re.sub(r"<code>([a-z_]+)</code>", lambda m: _flag_link(m.group(1), names), rendered)
+
+    sections = [{"name": n, "html": html(parts[n])} for n in names if n in parts]
+    return {"found": True, "doc": str(doc), "severity": html(parts.get("Severity", "")), "sections": sections}
+
+
+def _flag_link(word: str, names: list[str]) -> str:
+    """``<code>name</code>``, linked to the flag's section when the page explains it."""
+    return f'<a href="#flag-{word}"><code>{word}</code></a>' if word in names else f"<code>{word}</code>"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def key_values(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run.json object as table rows: a scalar as text, a list of scalars as its items, an object as
+    nested rows (rendered as a table inside the cell)."""
+    rows: list[dict[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows.append({"key": key, "kind": "table", "value": key_values(value) if value else []})
+        elif isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            rows.append({"key": key, "kind": "numbers" if numbers else "list", "value": [_scalar(v) for v in value]})
+        else:
+            rows.append({"key": key, "kind": "text", "value": _scalar(value)})
+    return rows
+
+
+def dataset_rows(datasets: dict[str, Any]) -> list[dict[str, Any]]:
+    """run.json's ``datasets``: one row per task and split (photos, locations, patches, class counts,
+    locations dropped because the manipulation hardly changed them)."""
+    rows = []
+    for task, info in datasets.items():
+        for split, s in (info.get("splits") or {}).items():
+            rows.append(
+                {
+                    "task": task,
+                    "split": split,
+                    "photos": ", ".join(map(str, s.get("photos", []))),
+                    "locations": s.get("locations", ""),
+                    "patches": s.get("patches", ""),
+                    "classes": ", ".join(
+                        f"{c}: {k}"
+                        for c, k in zip(info.get("classes") or [], s.get("class_counts") or [], strict=False)
+                    ),
+                    "dropped": s.get("dropped_unchanged", ""),
+                }
+            )
+    return rows
+
+
+def figure_entries(figures: FigureOutput, seeds: int) -> list[dict[str, Any]]:
+    """Each written figure for the template: its image, caption and the full names of its labels."""
+    entries = []
+    for name, paths in figures.written.items():
+        png = next(p for p in paths if p.suffix == ".png")
+        labels = figures.labels.get(name, {})
+        names = [
+            {"kind": kind, "names": [{"short": s, "full": f} for f, s in shown.items() if s != f]}
+            for kind, shown in labels.items()
+        ]
+        entries.append(
+            {
+                "name": name,
+                "src": data_uri(png),
+                "caption": CAPTIONS.get(name, ""),
+                "seeds": seeds,
+                "pdf": png.with_suffix(".pdf").name,
+                "names": [n for n in names if n["names"]],
+            }
+        )
+    return entries
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.outputs", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    summary = ", ".join(f"<b>{_e(flag)}</b> on {count} rows" for flag, count in counts.items())
-    return (
-        f"<div class=flags id=flags><h2>Flagged rows: {n} of {len(table)}</h2><p>A trust indicator fired: {summary}. "
-        "Read these numbers with care (docs/flags.md explains each flag).</p>"
-        f"<details{' open' if len(groups) <= 15 else ''}><summary>{len(groups)} flagged attack curves</summary>"
-        "<table><tr><th class=name>flag</th><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
-        "<th class=name>attack</th><th class=name>gradient</th><th class=name>variants</th><th>epsilons</th>"
-        f"<th>lowest robust acc.</th></tr>{rows}</table></details></div>"
-    ), n
-
-
-def models_html(models: pd.DataFrame) -> str:
-    """models.csv as an HTML table (a seed column where the models have several training seeds)."""
-    detectors, defenses = short_labels(list(models["detector"])), short_labels(list(models["defense"]))
-    seeded = "training_seed" in models and models["training_seed"].astype(str).nunique() > 1
-
-    def seed(r: pd.Series) -> str:
-        return f"<td>{_e(r['training_seed'])}</td>" if seeded else ""
-
-    rows = "".join(
-        f"<tr><td class=name>{_e(r['task'])}</td><td class=name title='{_e(r['detector'])}'>{_e(detectors[r['detector']])}</td>"
-        f"<td class=name title='{_e(r['defense'])}'>{_e(defenses[r['defense']])}</td>{seed(r)}<td>{int(r['test_n'])}</td>"
-        f"<td>{_interval((r['test_accuracy'], r['test_accuracy_low'], r['test_accuracy_high'], False))}</td>"
-        f"<td>{r['train_seconds']:.0f}</td><td class=name>{_e(r.get('error', '') if pd.notna(r.get('error', '')) else '')}</td></tr>"
-        for _, r in models.iterrows()
-    )
-    return (
-        "<table><tr><th class=name>task</th><th class=name>detector</th><th class=name>defence</th>"
-        + ("<th>seed</th>" if seeded else "")
-        + "<th>n</th>"
-        f"<th>clean test accuracy (%)</th><th>training (s)</th><th class=name>error</th></tr>{rows}</table>"
-    )
+    env.filters["pct"] = lambda v: "\u2013" if v is None else f"{100 * v:.1f}"
+    return env
 
 
 def render(results: Results, figures: FigureOutput, tables: TableOutput) -> tuple[str, int]:
     """The HTML page and the number of flagged rows."""
     run = results.run
     config = run.get("configuration", {})
-    flags, n_flagged = flags_html(results.headline)
-    parts = [
-        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
-        f"<title>forensic-robustness bench: {_e(results.name)}</title><style>{CSS}</style></head><body>",
-        f"<h1>forensic-robustness bench: <code>{_e(results.name)}</code></h1>",
-        f"<p>{_e(config.get('description', ''))}</p>",
-        (
-            f"<p class=note>Finished {_e(run.get('finished', '?'))} on {_e(run.get('host', {}).get('platform', '?'))}; "
-            f"{_e(results.folder)}. Single-budget figures and tables at &epsilon; = "
-            f"{'' if figures.epsilon is None else f'{figures.epsilon:g}'}/255.</p>"
-        ),
-        flags,
-        "<h2>Figures</h2>",
-    ]
-    seeds = len(results.seeds)
-    seeded_note = (
-        f" With {seeds} training seeds: the mean over the seeds, intervals spanning every seed's"
-        " (min-norm curves: the first seed's)."
-        if seeds > 1
-        else ""
-    )
-    for name, paths in figures.written.items():
-        png = next(p for p in paths if p.suffix == ".png")
-        parts.append(
-            f"<figure id=fig-{name}><img alt='{_e(name)}' src='{data_uri(png)}'>"
-            f"<figcaption><b>{_e(name)}.</b> {_e(CAPTIONS.get(name, ''))}{_e(seeded_note)} "
-            f"<small>({_e(png.with_suffix('.pdf').name)} beside it for print)</small></figcaption></figure>"
-        )
-    for name, why in figures.skipped.items():
-        parts.append(f"<p class=note>No {_e(name)} figure: {_e(why)}.</p>")
-    parts.append("<h2>Tables</h2>")
+    flags = flag_summary(results.headline)
+    accuracy = []
     for norm in ("linf", "l2"):
         reference = reference_rows(results.headline, norm)
         if reference.empty or reference["norm"].iloc[0] != norm:
             continue
-        for task in dict.fromkeys(reference["task"]):
-            parts.append(
-                f"<h3>{_e(task)}, {'L&infin;' if norm == 'linf' else 'L2'}: clean and robust accuracy (%), "
-                f"worst case per patch over the attacks, {_e(interval_words(len(results.seeds)))}</h3>"
-            )
-            parts.append(accuracy_html(accuracy_frame(reference, task)))
+        accuracy += [
+            {"task": task, "norm": NORM_NAMES[norm], **accuracy_rows(accuracy_frame(reference, task))}
+            for task in dict.fromkeys(reference["task"])
+        ]
+    models = None
     if results.models is not None and len(results.models):
-        parts += ["<h3>Models: clean accuracy on the whole held-out test split</h3>", models_html(results.models)]
-    if tables.written:
-        parts.append(
-            "<p class=note>LaTeX versions: " + ", ".join(_e(p.name) for p in tables.written) + " in tables/.</p>"
-        )
-    parts += [
-        "<h2>Run</h2><h3>Versions</h3><table>",
-        "".join(
-            f"<tr><td class=name>{_e(k)}</td><td class=name>{_e(v)}</td></tr>"
-            for k, v in run.get("versions", {}).items()
-        ),
-        "</table><h3>Configuration</h3>",
-        f"<pre>{_e(json.dumps(config, indent=2))}</pre>",
-        "<h3>Host, statistics and timings</h3>",
-        f"<pre>{_e(json.dumps({k: run.get(k) for k in ('host', 'images', 'stats', 'timings')}, indent=2))}</pre>",
-        "</body></html>",
-    ]
-    return "\n".join(parts), n_flagged
+        m = results.models
+        detectors, defenses = short_labels(list(m["detector"])), short_labels(list(m["defense"]))
+        seeded = "training_seed" in m and m["training_seed"].astype(str).nunique() > 1
+        models = {
+            "seeded": seeded,
+            "rows": [
+                {
+                    "task": r["task"],
+                    "detector": detectors[r["detector"]],
+                    "detector_full": r["detector"],
+                    "defense": defenses[r["defense"]],
+                    "defense_full": r["defense"],
+                    "seed": r["training_seed"] if seeded else "",
+                    "n": int(r["test_n"]),
+                    "value": _number(r["test_accuracy"]),
+                    "low": _number(r["test_accuracy_low"]),
+                    "high": _number(r["test_accuracy_high"]),
+                    "seconds": f"{r['train_seconds']:.0f}" if _number(r["train_seconds"]) is not None else "",
+                    "error": r["error"] if "error" in m and pd.notna(r["error"]) else "",
+                }
+                for _, r in m.iterrows()
+            ],
+        }
+    shown = [c["flag"] for c in flags["counts"]]
+    run_table: dict[str, Any] = {
+        k: run[k] for k in ("profile", "finished", "matrix", "device", "executor", "images") if k in run
+    }
+    timings = {k: f"{v:.1f} s" if isinstance(v, int | float) else str(v) for k, v in (run.get("timings") or {}).items()}
+    context = {
+        "name": results.name,
+        "description": config.get("description", ""),
+        "finished": run.get("finished", "?"),
+        "platform": (run.get("host") or {}).get("platform", "?"),
+        "folder": str(results.folder),
+        "epsilon": None if figures.epsilon is None else f"{figures.epsilon:g}",
+        "flags": flags,
+        "explained": flag_explanations(shown) if shown else None,
+        "figures": figure_entries(figures, len(results.seeds)),
+        "skipped": figures.skipped,
+        "interval_words": interval_words(len(results.seeds)),
+        "accuracy": accuracy,
+        "models": models,
+        "latex": [p.name for p in tables.written],
+        "configuration": key_values(config),
+        "run": key_values(run_table),
+        "datasets": dataset_rows(run.get("datasets") or {}),
+        "stats": key_values(run.get("stats") or {}),
+        "timings": key_values(timings),
+        "host": key_values(run.get("host") or {}),
+        "versions": key_values(run.get("versions") or {}),
+        "yardsticks": YARDSTICKS,
+    }
+    page = _environment().get_template("report.html.j2").render(**context)
+    return page, int(flags["rows"])
 
 
 def make_report(results: Results | str | Path, *, epsilon: float | None = None) -> ReportOutput:

@@ -137,3 +137,29 @@ def flagged_curves(table: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)[columns]
+
+
+# the yardstick column written beside the rows of each paired flag (docs/flags.md)
+YARDSTICKS = {"weaker_than_reference": "reference_robust_accuracy", "not_converged": "converged_robust_accuracy"}
+
+
+def flag_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per flag raised on a matrix row, with that row's own numbers: flag, task, detector,
+    defense, attack, gradient, norm, quantized, postprocess, epsilon_255, n, robust_accuracy (+
+    ``_low``, ``_high``) and ``yardstick``, the robust accuracy of the attack a paired flag compares
+    the row with (NaN for the other flags). In the table's order, flag by flag; empty (with these
+    columns) when no flag fired or the table has no flags."""
+    keys = ["task", "detector", "defense", "attack", "gradient", "norm", "quantized", "postprocess", "epsilon_255"]
+    numbers = ["n", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]
+    columns = ["flag", *keys, *numbers, "yardstick"]
+    parts = []
+    for name in FLAG_NAMES:
+        column = f"flag_{name}"
+        if column not in table or not table[column].any():
+            continue
+        rows = table[table[column].astype(bool)]
+        yardstick = rows[YARDSTICKS[name]] if YARDSTICKS.get(name) in rows else np.nan
+        parts.append(rows[keys + numbers].assign(flag=name, yardstick=yardstick))
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
