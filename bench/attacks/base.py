@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
 
-from bench.core.devices import model_device, on_device
-from bench.core.inference import predict
+from bench.core.devices import model_device
+from bench.core.inference import evaluation_copy, logits, predict
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+QUERY_THREATS = ("score", "decision")  # the attacks whose queries are a column
 BUDGET_TOLERANCE = 1e-6  # float32 rounding allowed beyond the epsilon ball / [0, 1] box (relative for l2)
 NORMS = ("linf", "l2")
 
@@ -97,6 +98,10 @@ class AttackResult:
     # ``norm`` ([0, 1] units); 0 where misclassified from the start, inf where none was found
     min_norm: np.ndarray | None = None
     queries: np.ndarray | None = None  # (E,) model queries per attacked sample, where the attack counts them
+    # the model evaluations of the whole sweep, the harness's predictions included: the number of
+    # calls by (batch size, with input gradient); a call with input gradient is a forward and a
+    # backward pass (``bench costs`` prices them; None where the images were crafted on a surrogate)
+    evaluations: dict[tuple[int, bool], int] | None = None
 
     @property
     def clean_correct(self) -> np.ndarray:
@@ -240,26 +245,22 @@ class Attack(abc.ABC):
         ``device``: where the models run (moved there, as copies, if they are elsewhere; ``None``:
         where ``model`` is). Images and results stay numpy arrays on the CPU.
         """
-        import torch
-
         device = device if device is not None else model_device(model)
-        model = on_device(model, device)
-        surrogate = on_device(surrogate, device) if surrogate is not None else None
-        model.eval()
+        model = evaluation_copy(model, device=device)
+        surrogate = evaluation_copy(surrogate, device=device) if surrogate is not None else None
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
         eps_sorted = np.sort(np.asarray(epsilons, dtype=np.float64))
-        clean_pred = predict(model, x, device=device)
-        with torch.no_grad():
-            num_classes = int(model(torch.from_numpy(x[:1]).to(device)).shape[1])
-        if surrogate is not None:
-            surrogate.eval()
-        target = surrogate if surrogate is not None else model
-        counter = QueryCounter(target) if self.threat in ("score", "decision") else None
-        handle = self.prepare(
-            counter if counter is not None else target, tuple(x.shape[1:]), num_classes, device=device
-        )
-        return self._sweep(_Sweep(model, handle, x, y, eps_sorted, clean_pred, seed, counter, device))
+        counter = EvaluationCounter(surrogate if surrogate is not None else model)
+        # the clean pass goes through the counter too when the attack is judged on the model it
+        # runs (not on a surrogate): it is one of the cell's model evaluations
+        clean_logits = logits(counter if surrogate is None else model, x, device=device)
+        counter.reset_queries()
+        clean_pred = np.asarray(clean_logits.argmax(axis=1), dtype=np.int64)
+        handle = self.prepare(counter, tuple(x.shape[1:]), int(clean_logits.shape[1]), device=device)
+        judge = counter if surrogate is None else model
+        sweep = _Sweep(judge, handle, x, y, eps_sorted, clean_pred, seed, counter, device, surrogate is not None)
+        return self._sweep(sweep)
 
     @abc.abstractmethod
     def _sweep(self, sweep: _Sweep) -> AttackResult:
@@ -270,15 +271,19 @@ class Attack(abc.ABC):
 class _Sweep:
     """What :meth:`Attack.__call__` prepares for the sweep."""
 
-    model: nn.Module
+    model: nn.Module  # the model the images are judged on (through the counter unless on a surrogate)
     handle: Any
     x: np.ndarray
     y: np.ndarray
     epsilons: np.ndarray  # ascending
     clean_pred: np.ndarray
     seed: int
-    counter: Any  # the QueryCounter of score- and decision-based attacks, else None
+    counter: Any  # the EvaluationCounter round the model the attack runs on
     device: torch.device  # where the models run
+    on_surrogate: bool = False  # crafted on a surrogate: the counts are not the judged model's
+
+    def evaluations(self) -> dict[tuple[int, bool], int] | None:
+        return None if self.on_surrogate else dict(self.counter.calls)
 
 
 class FixedEpsilonAttack(Attack):
@@ -303,16 +308,17 @@ class FixedEpsilonAttack(Attack):
         for k, eps in enumerate(sweep.epsilons):
             idx = np.flatnonzero(pred == y)  # correct so far: clean-correct and not yet fooled
             start = time.perf_counter()
-            if counter is not None:
-                counter.count = 0
+            counter.reset_queries()
             if idx.size:
                 seed_everything(sweep.seed + 7919 * k)
                 adv = self.run(sweep.handle, x[idx], y[idx], float(eps))
+                queries.append(counter.queries / idx.size)
                 current[idx] = project_checked(adv, x[idx], float(eps), repr(self), self.norm)
                 pred[idx] = predict(sweep.model, current[idx], device=sweep.device)
+            else:
+                queries.append(0.0)
             seconds.append(time.perf_counter() - start)
             attacked.append(idx.size)
-            queries.append(counter.count / idx.size if counter is not None and idx.size else 0.0)
             x_adv.append(current.copy())
             adv_pred.append(pred.copy())
         return AttackResult(
@@ -325,7 +331,8 @@ class FixedEpsilonAttack(Attack):
             seconds=np.asarray(seconds),
             attacked=np.asarray(attacked),
             norm=self.norm,
-            queries=np.asarray(queries) if counter is not None else None,
+            queries=np.asarray(queries) if self.threat in QUERY_THREATS else None,
+            evaluations=sweep.evaluations(),
         )
 
 
@@ -354,9 +361,12 @@ class MinimumNormAttack(Attack):
         found = x.copy()
         found_pred = clean_pred.copy()
         start = time.perf_counter()
+        counter.reset_queries()
+        per_sample = 0.0
         if idx.size:
             seed_everything(sweep.seed)
             adv = np.asarray(self.run_unbounded(sweep.handle, x[idx], y[idx]), dtype=np.float32).reshape(x[idx].shape)
+            per_sample = counter.queries / idx.size
             if not np.all(np.isfinite(adv)):
                 raise AttackBudgetError(f"{self!r} returned non-finite pixels")
             adv = np.clip(adv, 0.0, 1.0)  # libraries clip already; float32 rounding aside
@@ -367,7 +377,6 @@ class MinimumNormAttack(Attack):
             found[idx] = np.where(fooled[:, None, None, None], adv, x[idx])
             found_pred[idx] = np.where(fooled, pred, clean_pred[idx])
         seconds = time.perf_counter() - start
-        per_sample = counter.count / idx.size if counter is not None and idx.size else 0.0
         x_adv, adv_pred = [], []
         for eps in sweep.epsilons:
             take = (clean_pred == y) & within(min_norm, float(eps))
@@ -385,26 +394,40 @@ class MinimumNormAttack(Attack):
             attacked=np.array([idx.size] + [0] * rest),
             norm=self.norm,
             min_norm=min_norm,
-            queries=np.array([per_sample] + [0.0] * rest) if counter is not None else None,
+            queries=np.array([per_sample] + [0.0] * rest) if self.threat in QUERY_THREATS else None,
+            evaluations=sweep.evaluations(),
         )
 
 
-def QueryCounter(model: nn.Module) -> nn.Module:
-    """Wrap a detector so that every image it is asked about counts as one query (``.count``)."""
+def EvaluationCounter(model: nn.Module) -> Any:
+    """Wrap a detector so that every call is counted: ``calls`` counts the calls by (batch size,
+    with input gradient), ``queries`` the images asked about since :meth:`reset_queries` (the query
+    count of a score- or decision-based attack). A call counts as one with input gradient when
+    autograd is on and the input requires a gradient (a forward and, by every attack library, a
+    backward pass)."""
+    import collections
+
+    import torch
     from torch import nn
 
-    class _QueryCounter(nn.Module):
+    class _EvaluationCounter(nn.Module):
         def __init__(self, inner: nn.Module) -> None:
             super().__init__()
             self.inner = inner
-            self.count = 0
+            self.calls: collections.Counter[tuple[int, bool]] = collections.Counter()
+            self.queries = 0
+
+        def reset_queries(self) -> None:
+            self.queries = 0
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            self.count += int(x.shape[0])
-            logits: torch.Tensor = self.inner(x)
-            return logits
+            n = int(x.shape[0])
+            self.calls[(n, bool(torch.is_grad_enabled() and x.requires_grad))] += 1
+            self.queries += n
+            out: torch.Tensor = self.inner(x)
+            return out
 
-    return _QueryCounter(model).eval()
+    return _EvaluationCounter(model).eval()
 
 
 def seed_everything(seed: int) -> None:

@@ -30,8 +30,9 @@ def add_parsers(sub: Any) -> None:
     zoo = sub.add_parser("zoo", help="train every detector on every task of a matrix; clean-accuracy table")
     costs = sub.add_parser(
         "costs",
-        help="time epsilon sweeps against their largest epsilon and minimum-norm attacks against one PGD run, "
-        "on a matrix's trained models",
+        help="time every attack against the model evaluations it makes, the libraries' PGD against PyTorch, "
+        "epsilon sweeps against their largest epsilon and minimum-norm attacks against one PGD run, on a "
+        "matrix's trained models",
     )
     for cmd, default in ((run, "default"), (zoo, "zoo"), (costs, "default")):
         cmd.add_argument(
@@ -100,6 +101,16 @@ def add_parsers(sub: Any) -> None:
         default=None,
         metavar="NAME",
         help="measure only this training-time defence of the matrix (repeatable)",
+    )
+    costs.add_argument(
+        "--measure",
+        action="append",
+        default=None,
+        choices=("floor", "pgd", "sweep", "minimum-norm"),
+        help="what to measure (repeatable; default: all): floor - every attack against the model evaluations "
+        "it makes; pgd - ART's and Foolbox's PGD-10 against the same PGD written in PyTorch; sweep - an "
+        "epsilon sweep against its largest epsilon; minimum-norm - each white-box minimum-norm attack "
+        "against one PGD run",
     )
     costs.add_argument(
         "--training",
@@ -268,7 +279,7 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
     from bench.core.cache import check_writable
     from bench.outputs.formats import COSTS, TRAINING_COSTS, ResultsFolder, results_folder
     from bench.run.store import Store
-    from bench.studies.costs import measure_costs, measure_training_costs
+    from bench.studies.costs import MEASURES, measure_costs, measure_training_costs
     from defenses import DEFENSES
 
     cache = Path(args.cache_dir) if args.cache_dir is not None else Path(args.results) / ".cache"
@@ -293,7 +304,16 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
                 f"--defense {', '.join(missing)}: not in the matrix; allowed: {', '.join(allowed)}"
                 f"{did_you_mean(missing[0], allowed)}"
             )
-    table = measure_costs(matrix, store=store, defenses=chosen, progress=progress)
+    measures = tuple(dict.fromkeys(args.measure)) if args.measure else MEASURES
+    table = measure_costs(matrix, store=store, defenses=chosen, measures=measures, progress=progress)
+    if "floor_seconds" in table:
+        floors = table[table["measure"] == "attack / floor"]
+        _print_frame(
+            floors[["detector", "defense", "attack", "seconds", "floor_seconds", "ratio", "bound", "queries"]], width=50
+        )
+        table_rest = table[table["measure"] != "attack / floor"]
+    else:
+        table_rest = table
     columns = [
         "detector",
         "defense",
@@ -306,7 +326,8 @@ def _costs(args: argparse.Namespace, matrix: Matrix, progress: Progress) -> int:
         "norm_scale",
         "shape_gap",
     ]
-    _print_frame(table[[c for c in columns if c in table]], width=50)
+    if len(table_rest):
+        _print_frame(table_rest[[c for c in columns if c in table_rest]].dropna(axis=1, how="all"), width=50)
     print(f"-> {out.write_csv(COSTS, table)}")
     return 0
 

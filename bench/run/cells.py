@@ -16,8 +16,7 @@ import pandas as pd
 from bench.attacks import create_attack
 from bench.attacks.base import l2_budget, linf_budget, quantize
 from bench.core.columns import CELL_COLUMNS, SAMPLE_COLUMNS, conform_columns
-from bench.core.devices import on_device
-from bench.core.inference import true_class_probability
+from bench.core.inference import evaluation_copy, true_class_probability
 from bench.run.postprocess import Variant, variants
 from bench.run.subset import attacked_subset
 from defenses import deployed
@@ -167,7 +166,7 @@ def compute_cell(
     indices = attacked_subset(dataset, matrix.n_samples, matrix.seed)
     x = dataset.floats("test")[indices]
     y = dataset.y["test"][indices]
-    detector = on_device(trained.model, device)
+    detector = evaluation_copy(trained.model, device=device)  # frozen, channels-last: the cell's scoring too
     model, surrogate = deployed(cell.model.defense, cell.gradient, detector, matrix.seed)
     spec = cell.runs
     attack = create_attack(spec)

@@ -14,9 +14,7 @@ the post-processed clean image and the post-processed adversarial image.
 
 from __future__ import annotations
 
-import functools
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,37 +69,38 @@ def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return changed
 
 
-def _score_stack(
-    model: nn.Module,
-    stack: np.ndarray,
-    base: np.ndarray,
-    base_pred: np.ndarray,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    *,
-    device: torch.device | None = None,
-) -> np.ndarray:
-    """Predictions on (E, N, ...) images that mostly repeat ``base`` or the previous epsilon's image.
+def new_images(stack: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which images of an (E, N, ...) sweep differ from ``base`` (E, N), and which of those are new
+    (E, N): different from the previous epsilon's image too. A sweep stores, at a larger epsilon,
+    the very image found at a smaller one for every sample already fooled, and the clean image
+    for samples never fooled: only new images need scoring."""
+    changed = np.stack([_changed(stack[k], base) for k in range(len(stack))])
+    new = changed.copy()
+    for k in range(1, len(stack)):
+        new[k] &= _changed(stack[k], stack[k - 1])
+    return changed, new
 
-    A sweep stores, at a larger epsilon, the very image found at a smaller one for every sample
-    already fooled, and the clean image for samples never fooled: only new images are scored
-    (and post-processed by ``transform``).
-    """
-    preds = np.empty(stack.shape[:2], dtype=np.int64)
-    previous_images, previous_pred = base, base_pred
-    for k in range(len(stack)):
-        new = _changed(stack[k], base) & _changed(stack[k], previous_images)
-        pred = np.where(_changed(stack[k], base), previous_pred, base_pred)
-        if new.any():
-            images = stack[k][new]
-            pred[new] = predict(model, transform(images) if transform is not None else images, device=device)
-        preds[k] = pred
-        previous_images, previous_pred = stack[k], pred
+
+def spread(scored: np.ndarray, changed: np.ndarray, new: np.ndarray, base_pred: np.ndarray) -> np.ndarray:
+    """(E, N) predictions of a sweep from the predictions on its new images (``scored``, in the
+    order of ``np.nonzero(new)``): an unchanged image has the base's prediction, a repeated one
+    the previous epsilon's."""
+    preds = np.empty(new.shape, dtype=np.int64)
+    previous = base_pred
+    start = 0
+    for k in range(len(new)):
+        pred = np.where(changed[k], previous, base_pred)
+        count = int(new[k].sum())
+        pred[new[k]] = scored[start : start + count]
+        start += count
+        preds[k] = previous = pred
     return preds
 
 
 def variants(model: nn.Module, result: AttackResult, who: str, *, device: torch.device | None = None) -> list[Variant]:
     """Score a finished attack's images as floats, as 8-bit images and after JPEG compression
-    (on ``device``, where the model is; ``None``: wherever it is)."""
+    (on ``device``, where the model is; ``None``: wherever it is). The new images of all epsilons
+    are scored in one batched pass per variant."""
     x, eps = result.x, result.epsilons
     out = [Variant("float", "none", result.clean_pred, result.adv_pred, result.linf, result.l2)]
     quantized = np.stack([quantize(result.x_adv[k], x, float(e), result.norm) for k, e in enumerate(eps)])
@@ -111,20 +110,12 @@ def variants(model: nn.Module, result: AttackResult, who: str, *, device: torch.
             raise AttackBudgetError(f"{who}: an 8-bit adversarial image left its budget at eps={e:.6g}")
     delta = (quantized - x[None]).reshape(len(eps), len(x), -1).astype(np.float64)
     linf, l2 = np.abs(delta).max(axis=2), np.sqrt((delta * delta).sum(axis=2))
-    out.append(
-        Variant(
-            "uint8",
-            "none",
-            result.clean_pred,
-            _score_stack(model, quantized, x, result.clean_pred, device=device),
-            linf,
-            l2,
-        )
-    )
+    changed, new = new_images(quantized, x)
+    images = quantized[new]  # every epsilon's new 8-bit images, in np.nonzero(new) order
+    adv_pred = spread(predict(model, images, device=device), changed, new, result.clean_pred)
+    out.append(Variant("uint8", "none", result.clean_pred, adv_pred, linf, l2))
     for quality in JPEG_QUALITIES:
         clean_pred = predict(model, jpeg(x, quality), device=device)
-        adv_pred = _score_stack(
-            model, quantized, x, clean_pred, functools.partial(jpeg, quality=quality), device=device
-        )
+        adv_pred = spread(predict(model, jpeg(images, quality), device=device), changed, new, clean_pred)
         out.append(Variant("uint8", f"jpeg{quality}", clean_pred, adv_pred, linf, l2))
     return out

@@ -32,6 +32,7 @@ class ArtAttack(Attack):
             input_shape=input_shape,
             nb_classes=num_classes,
             clip_values=(0.0, 1.0),
+            preprocessing=None,  # ART's default (0, 1) standardisation is an identity pass over every batch
             device_type=art_device_type(device),
         )
 
