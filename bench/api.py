@@ -19,7 +19,7 @@ from bench.core.devices import device_kind, parse_device, resolve_device
 from bench.core.errors import BenchError
 from bench.inputs.matrix import Matrix, load_matrix
 from bench.inputs.photos import builtin_source, folder_source
-from bench.outputs.figures import RUN_FIGURES, FigureOutput, make_figures
+from bench.outputs.figures import FigureOutput, make_run_figures
 from bench.outputs.formats import ResultsFolder, results_folder
 from bench.run.distributed import Cluster, DaskRunner, cluster_facts
 from bench.run.execute import Progress, Runner, RunResult, Update
@@ -135,9 +135,10 @@ def prepare(
     return runner, folder
 
 
-def draw_run_figures(folder: str | Path) -> FigureOutput:
-    """The figures a run keeps beside its tables (``curves``, ``min-norm-curves``)."""
-    return make_figures(folder, out_dir=folder, only=RUN_FIGURES)
+def draw_run_figures(folder: str | Path) -> FigureOutput | None:
+    """The figures a run keeps beside its tables (``curves``, ``min-norm-curves``); None when they
+    are there already, drawn from the same tables by the same code."""
+    return make_run_figures(folder)
 
 
 def run(

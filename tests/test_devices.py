@@ -162,3 +162,18 @@ def test_an_explicit_cpu_device_changes_no_number() -> None:
     scores_cpu = score_images(model, images["x"], adv, images["label"], device=CPU)
     for field in dataclasses.fields(scores):
         np.testing.assert_array_equal(getattr(scores, field.name), getattr(scores_cpu, field.name))
+
+
+def test_deterministic_algorithms_sets_what_torch_use_deterministic_algorithms_sets() -> None:
+    import torch
+
+    from bench.core.devices import deterministic_algorithms
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.use_deterministic_algorithms(False)
+        deterministic_algorithms()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])

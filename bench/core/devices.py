@@ -99,3 +99,20 @@ def deterministic_cuda() -> None:
     """Ask cuBLAS for its deterministic workspace (before CUDA starts in this process): with
     ``torch.use_deterministic_algorithms`` a GPU run then repeats its numbers. No effect on the CPU."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def deterministic_algorithms() -> None:
+    """Make torch choose deterministic kernels (a warning where an operation has none).
+
+    What ``torch.use_deterministic_algorithms(True, warn_only=True)`` does for eager execution:
+    the public function also imports ``torch._inductor`` to set the compiler's flag, which takes
+    about as long as importing torch itself, and the suite compiles nothing (``python -X
+    importtime -m bench run ...`` shows the import; a warm rerun of a matrix is mostly start-up).
+    """
+    import torch
+
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # another torch: the public function
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)

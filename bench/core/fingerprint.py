@@ -184,6 +184,7 @@ def _distributions() -> dict[str, list[str]]:
     return dict(packages_distributions())
 
 
+@functools.cache  # importlib.metadata reads the distribution's files at every call
 def _library_version(top: str) -> str | None:
     """``dist==version`` of the distribution behind a third-party top-level module (None: standard library)."""
     if top in sys.stdlib_module_names or top == "__future__":

@@ -713,6 +713,43 @@ def too_small(reference: pd.DataFrame, name: str) -> str | None:
     return None
 
 
+RUN_FIGURES_DIGEST = "figures.digest"  # beside a run's own figures: what they were drawn from
+
+
+def run_figures_digest(folder: str | Path) -> str:
+    """A digest of what a run's own figures (:data:`RUN_FIGURES`) are drawn from: the folder's
+    matrix and samples tables, the code of this package and matplotlib's version."""
+    import hashlib
+
+    import matplotlib
+
+    digest = hashlib.sha256(matplotlib.__version__.encode())
+    for path in [*(Path(folder) / name for name in ("matrix.parquet", "samples.parquet")), *_OUTPUT_CODE]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()
+
+
+_OUTPUT_CODE = tuple(sorted(Path(__file__).parent.glob("*.py")))
+
+
+def make_run_figures(folder: str | Path) -> FigureOutput | None:
+    """Draw a run's own figures into its folder, unless they are there already, drawn from the same
+    tables by the same code (a warm rerun rewrites identical tables): then None. Drawing is
+    most of a warm rerun's time."""
+    folder = Path(folder)
+    digest = run_figures_digest(folder)
+    kept = folder / RUN_FIGURES_DIGEST
+    if kept.is_file():
+        lines = kept.read_text().splitlines()
+        if lines and lines[0] == digest and all((folder / name).is_file() for name in lines[1:]):
+            return None
+    out = make_figures(folder, out_dir=folder, only=RUN_FIGURES)
+    files = [path.name for paths in out.written.values() for path in paths]
+    atomic_write_text(kept, "\n".join([digest, *files]) + "\n")
+    return out
+
+
 def make_figures(
     results: Results | str | Path,
     *,

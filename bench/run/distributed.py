@@ -246,7 +246,7 @@ def _setup(ctx: Context) -> tuple[Store, torch.device]:
     import torch
     from distributed import get_worker
 
-    from bench.core.devices import deterministic_cuda
+    from bench.core.devices import deterministic_algorithms, deterministic_cuda
     from bench.core.malloc import tune_malloc
 
     tune_malloc()  # once per worker process: a fresh process's allocator is slow for torch (speed only)
@@ -265,7 +265,7 @@ def _setup(ctx: Context) -> tuple[Store, torch.device]:
                 topic=WARNING,
             )
     deterministic_cuda()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_algorithms()
     return Store(ctx.cache, warn=_log), torch.device(_worker_device(ctx.device))
 
 

@@ -307,12 +307,10 @@ class Runner:
         On an interruption or an error the outputs of every finished cell go to the sink
         before the exception is raised again.
         """
-        import torch
-
-        from bench.core.devices import deterministic_cuda
+        from bench.core.devices import deterministic_algorithms, deterministic_cuda
 
         deterministic_cuda()
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic_algorithms()
         tune_malloc()  # this process's allocator, for speed (numbers unchanged)
         self._start = time.perf_counter()
         plan = self.plan()
@@ -334,9 +332,9 @@ class Runner:
 
     def train(self) -> pd.DataFrame:
         """Only train (or fetch from the store) every model of the matrix; return the models table."""
-        import torch
+        from bench.core.devices import deterministic_algorithms
 
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic_algorithms()
         tune_malloc()
         self._start = time.perf_counter()
         plan = self.plan()
@@ -345,8 +343,11 @@ class Runner:
         return self.tables().models
 
     def plan(self) -> Plan:
-        """The plan this runner carries out (the matrix on its images, for its device kind)."""
-        return make_plan(self.matrix, self.source, self.device_kind, threads=self.threads)
+        """The plan this runner carries out (the matrix on its images, for its device kind); made
+        once (its keys hash the stage modules' code)."""
+        if self._plan is None:
+            self._plan = make_plan(self.matrix, self.source, self.device_kind, threads=self.threads)
+        return self._plan
 
     @property
     def torch_device(self) -> torch.device:
