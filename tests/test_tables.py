@@ -136,3 +136,28 @@ def test_without_a_known_manipulated_class_tpr_and_tnr_get_no_interval() -> None
     assert np.isnan([row["tpr_low"], row["tpr_high"], row["tnr_low"], row["tnr_high"]]).all()
     low, high = wilson(int(made[0][1]["adv_correct"].sum()), 50)
     assert (row["robust_accuracy_low"], row["robust_accuracy_high"]) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_wilson_is_scipys_interval_bit_for_bit() -> None:
+    """bench.core.stats.wilson computes SciPy's Wilson interval itself (speed): the same floats."""
+    from scipy.stats import binomtest
+
+    from bench.core.stats import wilson
+
+    for n in (*range(1, 21), 120, 566):
+        for k in range(n + 1):
+            ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+            assert wilson(k, n) == (float(ci.low), float(ci.high)), (k, n)
+    assert wilson(3, 50, 0.9) == tuple(float(v) for v in binomtest(3, 50).proportion_ci(0.9, method="wilson"))
+    assert all(np.isnan(wilson(0, 0)))
+
+
+def test_mcnemar_p_uses_scipys_binomial_cdf_bit_for_bit() -> None:
+    from scipy.stats import binom
+
+    from bench.core.stats import mcnemar_p
+
+    b, c = np.meshgrid(np.arange(0, 40.0), np.arange(0, 40.0))
+    n = b + c
+    expected = np.where(n > 0, np.minimum(2.0 * binom.cdf(np.minimum(b, c), n, 0.5), 1.0), 1.0)
+    assert np.array_equal(mcnemar_p(b.ravel(), c.ravel()), expected.ravel())

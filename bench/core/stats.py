@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
+
+
+@functools.cache
+def _z(confidence: float) -> float:
+    from scipy.special import ndtri
+
+    return float(ndtri(0.5 + 0.5 * confidence))
+
+
+def _binom_cdf(k: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
+    """``scipy.stats.binom.cdf(k, n, p)`` for whole k in [0, n] (the ufunc it calls)."""
+    from scipy.special import _ufuncs
+
+    if not hasattr(_ufuncs, "_binom_cdf"):  # another SciPy: the public function
+        from scipy.stats import binom
+
+        return np.asarray(binom.cdf(k, n, p))
+    return np.asarray(_ufuncs._binom_cdf(np.floor(k), n, p))
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (NaN for n = 0)."""
+    """Wilson score interval of a binomial proportion (NaN for n = 0).
+
+    SciPy's ``binomtest(k, n).proportion_ci(method="wilson")`` operation for operation (Newcombe
+    1998; tests/test_tables.py checks it bit for bit): without building a test object per call,
+    which made the intervals of the ensemble rows most of a warm rerun's table assembly.
+    """
+    k, n = int(successes), int(n)
     if n == 0:
         return (float("nan"), float("nan"))
-    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return (float(ci.low), float(ci.high))
+    z = _z(confidence)
+    p = k / n
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    q = 1 - p
+    delta = z / denom * math.sqrt(4 * n * p * q + z**2)
+    return (0.0 if k == 0 else float(center - delta), 1.0 if k == n else float(center + delta))
 
 
 def rate(flags: np.ndarray) -> tuple[float, float, float]:
@@ -25,11 +56,9 @@ def rate(flags: np.ndarray) -> tuple[float, float, float]:
 
 def wilson_arrays(successes: np.ndarray, n: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """:func:`wilson` for arrays of counts at once (NaN where n = 0)."""
-    from scipy.stats import norm
-
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
-    z = norm.ppf(0.5 + confidence / 2)
+    z = _z(confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k / n
         centre = (k + z * z / 2) / (n + z * z)
@@ -51,11 +80,12 @@ def success_rate_intervals(table: pd.DataFrame) -> pd.DataFrame:
 
 def mcnemar_p(b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Two-sided p-values of McNemar's exact test for paired outcomes, element-wise: ``b`` and
-    ``c`` count the discordant samples either way (1 where there are none)."""
-    from scipy.stats import binom
+    ``c`` count the discordant samples either way (1 where there are none).
 
+    The binomial CDF is SciPy's ``binom.cdf`` without ``scipy.stats`` (whose import is about a
+    second of a warm rerun): the same special function, bit for bit (tests/test_tables.py)."""
     b = np.asarray(b, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
     n = b + c
-    p = 2.0 * binom.cdf(np.minimum(b, c), n, 0.5)
+    p = 2.0 * _binom_cdf(np.minimum(b, c), n, 0.5)
     return np.asarray(np.where(n > 0, np.minimum(p, 1.0), 1.0))
