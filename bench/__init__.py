@@ -17,11 +17,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BenchError", "Runner", "load_matrix", "parse_matrix", "run_matrix"]
+__all__ = ["BenchError", "Runner", "evaluate", "load_matrix", "parse_matrix", "run_matrix"]
 __version__ = "0.1.0"
 
 _LAZY = {
     "BenchError": "bench.core.errors",
+    "evaluate": "bench.evaluation",  # a trained network in one call
     "Runner": "bench.run.execute",
     "run_matrix": "bench.api",
     "load_matrix": "bench.inputs.matrix",

@@ -239,7 +239,7 @@ def test_zoo_trains_and_writes_its_tables(tmp_path: Path) -> None:
         (
             ["run", "--matrix", "m.toml"],
             GOOD.replace('["bayar"]', '["bayr"]'),
-            "bayar, bondi, mfr, plain, srm; did you mean 'bayar'?",
+            "bayar, bondi, mfr, plain, srm, state-dict, torchscript; did you mean 'bayar'?",
         ),
         (["run", "--matrix", "m.toml"], GOOD.replace('["bayar"]', '["SRM"]'), "; did you mean 'srm'?"),
         (["run", "--matrix", "m.toml"], GOOD.replace('["art.fgsm"]', '["pgd"]'), "; did you mean 'art.pgd'?"),

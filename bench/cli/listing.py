@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
             for entry_name in registry.names():
                 spec = registry.resolve(entry_name)
                 info = registry.entry(entry_name).info
-                extra = f" [{info.parameters:,} parameters at 1 channel, 2 classes]" if name == "detectors" else ""
+                extra = (
+                    f" [{info.parameters:,} parameters at 1 channel, 2 classes]"
+                    if name == "detectors" and info.parameters
+                    else ""
+                )
                 print(f"  {spec!s:58s} {info.description}{extra}")
     if family in (None, "profiles"):
         print("profiles:")

@@ -94,6 +94,9 @@ DERIVED: dict[str, Any] = {
     **{column: float("nan") for column in ("robust_accuracy_seed_min", "robust_accuracy_seed_max")},
     "flags": "",  # names of the flags raised on the row, joined by ","; empty when none
     **{f"flag_{name}": False for name in FLAG_NAMES},
+    # models table: whether the suite trained the model (false: a network trained elsewhere,
+    # detectors/_networks.py); tables written before the column held trained models only
+    "trained": True,
 }
 
 
@@ -159,8 +162,9 @@ MODEL_COLUMNS: dict[str, str] = {
     "val_accuracy_high": "float64",
     "parameters": "int64",  # trainable parameters
     "epochs": "int64",
-    "train_seconds": "float64",
+    "train_seconds": "float64",  # a network trained elsewhere: the seconds loading and measuring it took
     "from_cache": "bool",
+    "trained": "bool",  # trained by the suite; false: a network trained elsewhere (torchscript, state-dict)
     "model": "string",
     "device": "string",
     "threads": "Int64",  # torch threads of the training (TRAINING_THREADS)

@@ -21,8 +21,9 @@ from bench.core.devices import parse_device
 from bench.core.errors import BenchError, did_you_mean
 from bench.core.registry import Registry, Spec
 from bench.tasks import TASKS
-from defenses import DEFENSES
+from defenses import DEFENSES, is_input_transform
 from detectors import DETECTORS
+from detectors._networks import check_network, is_network
 
 REQUIRED = ("seed", "n_samples", "tasks", "detectors", "defenses", "attacks", "epsilons_255")
 OPTIONAL = ("profile", "description", "device", "seeds", "data", "training")
@@ -118,11 +119,18 @@ def load_matrix(path: str | Path, profile: str | None = None, *, train_only: boo
     if profile is not None:
         doc["profile"] = profile
     doc.setdefault("profile", path.stem)
-    return dataclasses.replace(parse_matrix(doc, where, train_only=train_only), file=str(path))
+    matrix = parse_matrix(doc, where, train_only=train_only, base=path.resolve().parent)
+    return dataclasses.replace(matrix, file=str(path))
 
 
-def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool = False) -> Matrix:
-    """Validate a matrix given as a dict (the parsed TOML)."""
+def parse_matrix(
+    doc: dict[str, Any], where: str = "matrix", *, train_only: bool = False, base: str | Path | None = None
+) -> Matrix:
+    """Validate a matrix given as a dict (the parsed TOML).
+
+    ``base``: the folder a trained network's relative ``path`` is read from (a matrix file's
+    folder; default: the working directory); the canonical name holds the absolute path.
+    """
     for key in doc:
         if key not in REQUIRED + OPTIONAL:
             allowed = REQUIRED + OPTIONAL
@@ -147,8 +155,9 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
     seeds = _seeds(doc["seeds"], f"{where}: seeds") if "seeds" in doc else ()
     n_samples = _integer(doc["n_samples"], f"{where}: n_samples", minimum=1, maximum=MAX_SAMPLES)
     tasks = _specs(doc["tasks"], TASKS, f"{where}: tasks")
-    detectors = _specs(doc["detectors"], DETECTORS, f"{where}: detectors")
+    detectors = _located(_specs(doc["detectors"], DETECTORS, f"{where}: detectors"), Path(base or Path.cwd()), where)
     defenses = _specs(doc["defenses"], DEFENSES, f"{where}: defenses")
+    _refuse_training_defenses(detectors, defenses, where)
     attacks = _specs(doc["attacks"], ATTACKS, f"{where}: attacks") if "attacks" in doc else ()
     epsilons = _epsilons(doc["epsilons_255"], f"{where}: epsilons_255") if "epsilons_255" in doc else ()
     for task in tasks:
@@ -160,7 +169,8 @@ def parse_matrix(doc: dict[str, Any], where: str = "matrix", *, train_only: bool
                     f"it accepts {DETECTORS.entry(det.name).info.channels}"
                 )
     data = from_table(DataConfig, doc.get("data"), f"{where}: [data]")
-    _check_patch(data.patch, tasks, detectors, f"{where}: [data]")
+    _check_patch(data.patch, tasks, tuple(d for d in detectors if not is_network(d.name)), f"{where}: [data]")
+    _check_networks(data.patch, tasks, detectors, f"{where}: detectors")
     return Matrix(
         profile=profile,
         description=description,
@@ -201,6 +211,45 @@ def _check_patch(patch: int, tasks: tuple[Spec, ...], detectors: tuple[Spec, ...
                     f"{where}: patch={patch} is not allowed; detector {det} cannot run on {patch}x{patch} patches "
                     f"({reason}); choose a patch size every selected detector runs on (their default: 64)"
                 )
+
+
+def _located(detectors: tuple[Spec, ...], base: Path, where: str) -> tuple[Spec, ...]:
+    """The detectors with every trained network's ``path`` made absolute (relative: to ``base``),
+    so that its canonical name names one file wherever the run is started."""
+    out = []
+    for det in detectors:
+        path = str(det.get("path")) if is_network(det.name) else ""
+        if path:
+            absolute = str((base / Path(path).expanduser()).resolve())
+            det = DETECTORS.spec(det.name, {**dict(det.params), "path": absolute})
+            if det in out:
+                raise BenchError(f"{where}: detectors: {det} is listed twice")
+        out.append(det)
+    return tuple(out)
+
+
+def _refuse_training_defenses(detectors: tuple[Spec, ...], defenses: tuple[Spec, ...], where: str) -> None:
+    """A trained network is evaluated as it is: a defence that trains the detector cannot apply to it."""
+    network = next((d for d in detectors if is_network(d.name)), None)
+    training = next((d for d in defenses if d.name != "none" and not is_input_transform(d)), None)
+    if network is not None and training is not None:
+        transforms = [n for n in DEFENSES.names() if is_input_transform(DEFENSES.resolve(n))]
+        raise BenchError(
+            f"{where}: defenses: {training} trains the detector, and {network.name} is a network trained elsewhere, "
+            f"evaluated as it is; allowed with it: none and the input transforms ({', '.join(transforms)}); "
+            "run the training defences in a matrix of their own"
+        )
+
+
+def _check_networks(patch: int, tasks: tuple[Spec, ...], detectors: tuple[Spec, ...], where: str) -> None:
+    """Refuse a trained network that breaks the input convention on a task (detectors/_networks.py:
+    one dry forward pass on a patch of the task's shape: (1, classes) finite logits)."""
+    for det in detectors:
+        if not is_network(det.name):
+            continue
+        for task in tasks:
+            info = TASKS.entry(task.name).info
+            check_network(det, channels=info.channels, classes=len(info.classes), patch=patch, where=where)
 
 
 def _integer(value: Any, where: str, minimum: int, maximum: int) -> int:

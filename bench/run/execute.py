@@ -37,6 +37,7 @@ from bench.inputs.data import build_dataset
 from bench.inputs.photos import ImageSource, builtin_source
 from bench.run.cells import compute_cell
 from bench.run.flags import flag_counts
+from bench.run.networks import load_network
 from bench.run.plan import Cell, ModelJob, Plan, ProbeJob, dataset_key, make_plan, pair_key, sweep
 from bench.run.postprocess import VARIANTS
 from bench.run.probes import UNBOUNDED_EPS, probe
@@ -165,9 +166,12 @@ def obtain_model(
             log(f"epoch {record['epoch']}/{epochs}: loss {loss:.4f}, val accuracy {val:.3f}")
             interrupt.check()  # a Ctrl-C swallowed during a training ends it at the epoch's end
 
-        model, meta = train(
-            job.detector, dataset, job.trained_as, matrix.training, job.training_seed, on_epoch, device=device
-        )
+        if job.pretrained:  # a network trained elsewhere: loaded, its accuracy measured
+            model, meta = load_network(job.detector, dataset, job.network, device=device)
+        else:
+            model, meta = train(
+                job.detector, dataset, job.trained_as, matrix.training, job.training_seed, on_epoch, device=device
+            )
         store.put_model(job.key, model, meta)
     finally:
         claim.release()
@@ -409,7 +413,7 @@ class Runner:
         """A job's model, stored or trained (None when its training failed); :class:`Busy` when
         another run is training it and ``wait`` is off."""
         cached = self.store.model_meta(job.key) is not None
-        self.progress(f"model {job.label}: {'cached' if cached else 'training'}")
+        self.progress(f"model {job.label}: {'cached' if cached else 'loading' if job.pretrained else 'training'}")
         try:
             trained = obtain_model(
                 job,
@@ -436,10 +440,8 @@ class Runner:
         self.stats["models_cached" if from_cache else "models_trained"] += 1
         self.models[job.label] = model_row(job, meta, from_cache, "", device=self.device_kind)
         self.update(self.stats)
-        self.progress(
-            f"model {job.label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), "
-            f"trained in {meta.seconds:.0f}s"
-        )
+        how = "loaded, not trained" if job.pretrained else f"trained in {meta.seconds:.0f}s"
+        self.progress(f"model {job.label}: test accuracy {meta.test_accuracy:.3f} (n={meta.test_n}), {how}")
 
     def _counter(self) -> str:
         return f"[{len(self.rows)}/{self.stats['cells']}]"

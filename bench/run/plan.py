@@ -24,6 +24,7 @@ from bench.tasks import TASKS
 from defenses import DEFENSES, attack_gradients, is_input_transform
 from defenses._transform import attack_for
 from detectors import DETECTORS
+from detectors._networks import is_network, network_digest
 
 if TYPE_CHECKING:
     from bench.core.config import DataConfig, TrainingConfig
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 STAGES = {
     "dataset": "bench.inputs.data",
     "model": "bench.run.training",
+    "network": "bench.run.networks",  # the model stage of a network trained elsewhere
     "cell": "bench.run.cells",
     "probe": "bench.run.probes",
     "transfer": "bench.run.scoring",
@@ -47,7 +49,9 @@ class ModelJob:
     """One detector trained under one defence on one task's dataset.
 
     For an input-transform defence (inference time) the model trained is the undefended one:
-    ``trained_as`` is ``none`` and ``key`` is that model's key, shared with it.
+    ``trained_as`` is ``none`` and ``key`` is that model's key, shared with it. A network trained
+    elsewhere (``pretrained``: a ``torchscript`` / ``state-dict`` entry) is loaded instead of
+    trained (bench/run/networks.py); its key holds its file's digest (:func:`network_key`).
     """
 
     task: Spec
@@ -60,6 +64,14 @@ class ModelJob:
     # matrix trains several seeds, so labels name it
     training_seed: int
     seeded: bool = False
+    # a network trained elsewhere: its digest (detectors/_networks.py, ``network_digest``); empty
+    # for a detector the suite trains
+    network: str = ""
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the job loads a network trained elsewhere instead of training one."""
+        return bool(self.network)
 
     @property
     def label(self) -> str:
@@ -193,6 +205,26 @@ def model_key(
     )
 
 
+def network_key(dataset: str, detector: Spec, network: str, seed: int, device: str = "cpu") -> str:
+    """Content hash of a network trained elsewhere as a run evaluates it: the dataset (its accuracy
+    is measured on the test split), the entry, ``network`` (the file's SHA-256 and a state dict's
+    factory code, detectors/_networks.py: an edited file re-keys its model and cells) and the
+    loading stage. No training settings: nothing is trained. ``seed``: the job's training seed,
+    which changes no number but keeps the jobs of a matrix with ``seeds`` apart; ``device``: as
+    for :func:`model_key`."""
+    on_device = [] if device == "cpu" else [device]
+    return digest(
+        "network",
+        dataset,
+        str(detector),
+        DETECTORS.entry(detector.name).fingerprint,
+        network,
+        seed,
+        fingerprint(STAGES["network"]),
+        *on_device,
+    )
+
+
 def cell_key(model: str, defense: Spec, attack: Spec, gradient: str, matrix: Matrix, *, threads: int) -> str:
     """Content hash of everything that determines a cell's numbers.
 
@@ -283,12 +315,16 @@ def plan_models(matrix: Matrix, source: ImageSource, device: str = "cpu") -> tup
     for task in matrix.tasks:
         dkey = dataset_key(task, source, matrix.data, matrix.seed)
         for detector in matrix.detectors:
+            network = network_digest(detector) if is_network(detector.name) else ""  # read once
             for defense in matrix.defenses:
                 trained_as = none if is_input_transform(defense) else defense
                 for seed in matrix.training_seeds:  # the matrix's seed alone: the keys of before `seeds`
-                    key = model_key(dkey, detector, trained_as, matrix.training, seed, device)
+                    if network:
+                        key = network_key(dkey, detector, network, seed, device)
+                    else:
+                        key = model_key(dkey, detector, trained_as, matrix.training, seed, device)
                     seeded = len(matrix.training_seeds) > 1
-                    jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as, seed, seeded))
+                    jobs.append(ModelJob(task, detector, defense, dkey, key, trained_as, seed, seeded, network))
     return tuple(jobs)
 
 

@@ -61,6 +61,7 @@ def model_row(
         "device": device,
         "threads": TRAINING_THREADS,
         "from_cache": from_cache,
+        "trained": not job.pretrained,  # false: a network trained elsewhere, evaluated as it is
         "error": error,
     }
     if meta is None:
