@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-BATCH_SIZE = 512
+BATCH_SIZE = 256  # the attack libraries' batch: a larger one only raises the peak memory of a cell
 
 
 def evaluation_copy(model: nn.Module, *, device: torch.device | None = None) -> nn.Module:

@@ -45,3 +45,18 @@ def tune_malloc() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     _tuned = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     return _tuned
+
+
+def release_free_memory() -> None:
+    """Hand the memory glibc holds free back to the system (``malloc_trim(0)``), where
+    :func:`tune_malloc` tuned the allocator. Called after each computed cell and training: with
+    the trim threshold raised, the freed working set of one cell would otherwise stay with the
+    process, fragmented among the tables it keeps, and the run's resident memory would grow cell
+    by cell (docs/design.md, Costs). The next cell maps its working set again once: a few
+    tenths of a second per cell, against the steps' repeated mapping that tuning avoids."""
+    if not _tuned:
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - glibc without malloc_trim
+        return

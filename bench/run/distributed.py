@@ -345,6 +345,7 @@ def cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]
 
 
 def _cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any]:
+    from bench.core.malloc import release_free_memory
     from bench.run.cells import compute_cell
 
     if model["error"]:
@@ -364,6 +365,8 @@ def _cell_task(ctx: Context, cell: Cell, model: dict[str, Any]) -> dict[str, Any
         except Exception as err:  # noqa: BLE001 - a failed cell is an error row, not retried
             return {"status": "failed", "error": describe(err), "seconds": time.perf_counter() - start}
         store.put_cell(cell, CellOutput(rows, samples, images))
+        del rows, samples, images
+        release_free_memory()
     return {"status": "computed", "error": "", "seconds": time.perf_counter() - start}
 
 

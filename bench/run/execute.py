@@ -30,7 +30,7 @@ import pandas as pd
 
 from bench.attacks import attack_class
 from bench.core import interrupt
-from bench.core.malloc import tune_malloc
+from bench.core.malloc import release_free_memory, tune_malloc
 from bench.core.schema import DEVICE, MATRIX_COLUMNS, THREADS, TRAINING_SEED, TRANSFER_COLUMNS, conform
 from bench.core.versions import versions
 from bench.inputs.data import build_dataset
@@ -175,6 +175,7 @@ def obtain_model(
         store.put_model(job.key, model, meta)
     finally:
         claim.release()
+    release_free_memory()  # a training's working set (autograd's saved tensors) back to the system
     return TrainedModel(job.key, model, meta, from_cache=False)
 
 
@@ -503,6 +504,8 @@ class Runner:
             self.cell_failed(cell, describe(err))
             return
         self.store.put_cell(cell, CellOutput(rows, samples, images))
+        del images
+        release_free_memory()
         self.cell_computed(cell, rows, samples, time.perf_counter() - start)
 
     def cell_failed(self, cell: Cell, message: str) -> None:
