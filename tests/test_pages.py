@@ -87,6 +87,8 @@ def _row(
         **_rate(clean - robust, clean, "attack_success_rate"),
         "perturbation_linf_max": epsilon / 255,
         "perturbation_l2_mean": 0.1 * epsilon,
+        "psnr_mean": 60.0 - epsilon,
+        "ssim_mean": 1.0 - epsilon / 100,
         "attacked": clean,
         "queries": np.nan,
         "query_budget": np.nan,

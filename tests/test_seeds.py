@@ -90,7 +90,16 @@ def _rows(robust: list[float], *, n: int = 100, attack: str = "art.pgd", **extra
                 "robust_accuracy_high": high,
                 **dict.fromkeys(["tpr", "tnr", "attack_success_rate", "perturbation_linf_max"], np.nan),
                 **dict.fromkeys(
-                    ["perturbation_l2_mean", "queries", "query_budget", "seconds", "train_seconds"], np.nan
+                    [
+                        "perturbation_l2_mean",
+                        "psnr_mean",
+                        "ssim_mean",
+                        "queries",
+                        "query_budget",
+                        "seconds",
+                        "train_seconds",
+                    ],
+                    np.nan,
                 ),
                 "attacked": n,
                 "seed": 0,

@@ -35,6 +35,10 @@ CELL_COLUMNS: dict[str, str] = {
     "attack_success_rate": "float64",  # share of initially correct samples the attack flipped
     "perturbation_linf_max": "float64",  # largest Linf perturbation stored, [0, 1] units
     "perturbation_l2_mean": "float64",  # mean L2 perturbation over flipped samples, [0, 1] units
+    # how visible the attack is (bench/run/quality.py, scikit-image's metrics): the mean over the flipped
+    # samples of their `psnr` / `ssim` (samples table); NaN when none flipped (and on ensemble rows)
+    "psnr_mean": "float64",  # dB, peak 1
+    "ssim_mean": "float64",
     "attacked": "int64",  # samples attacked at this epsilon (survivors of the smaller epsilon)
     "queries": "float64",  # score/decision attacks: model queries per attacked sample at this epsilon
     "query_budget": "float64",  # score/decision attacks: the most queries per sample their parameters allow
@@ -67,6 +71,10 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "adv_correct": "bool",  # still correct under attack (robust)
     "linf": "float64",  # perturbation norms, [0, 1] units (of the uint8 image in post-processed variants)
     "l2": "float64",
+    # the same image against the clean one (bench/run/quality.py): PSNR in dB (peak 1; inf where the
+    # image is the clean one) and SSIM (scikit-image's; 1 there)
+    "psnr": "float64",
+    "ssim": "float64",
     "min_norm": "float64",  # minimum-norm attacks: smallest adversarial perturbation found, in `norm`
     # (0: misclassified from the start; inf: none found); NaN for fixed-epsilon attacks
     "cell": "string",

@@ -60,6 +60,9 @@ _DEFAULTS: dict[str, Any] = {
     "robust_accuracy_seed_max": float("nan"),
     "seeds": 1,
     "flag_seed_sensitive": False,
+    # before the image-quality columns (bench/run/quality.py): not measured
+    "psnr_mean": float("nan"),
+    "ssim_mean": float("nan"),
 }
 TRANSFER_FILES = ("transfer.csv", "transfer.parquet", "examples.npz")
 PER_PHOTO, COSTS, TRAINING_COSTS, ZOO_TABLE = "per_photo.csv", "costs.csv", "training-costs.csv", "zoo.md"

@@ -82,6 +82,9 @@ def cell_tables(
         for k, eps in enumerate(result.epsilons):
             robust = adv_correct[k]
             flipped = clean & ~robust
+            # flipped with a changed image (a random input transform can flip an unchanged patch,
+            # whose PSNR is inf): the patches the means of PSNR and SSIM are over
+            measured = flipped & np.isfinite(variant.psnr[k])
             nan = float("nan")
             tpr = share(robust[y == positive]) if positive is not None else nan
             tnr = share(robust[y != positive]) if positive is not None else nan
@@ -109,6 +112,8 @@ def cell_tables(
                     "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else float("nan"),
                     "perturbation_linf_max": float(variant.linf[k].max(initial=0.0)),
                     "perturbation_l2_mean": float(variant.l2[k][flipped].mean()) if flipped.any() else float("nan"),
+                    "psnr_mean": float(variant.psnr[k][measured].mean()) if measured.any() else nan,
+                    "ssim_mean": float(variant.ssim[k][measured].mean()) if measured.any() else nan,
                     "attacked": int(result.attacked[k]),
                     "queries": queries,
                     "query_budget": float(budget) if budget is not None else float("nan"),
@@ -142,6 +147,8 @@ def cell_tables(
                         "adv_correct": robust,
                         "linf": variant.linf[k].astype(np.float64),
                         "l2": variant.l2[k].astype(np.float64),
+                        "psnr": variant.psnr[k],
+                        "ssim": variant.ssim[k],
                         "min_norm": min_norm,
                         "cell": cell.key,
                     }

@@ -80,7 +80,9 @@ def ensemble_rows(table: pd.DataFrame, samples: pd.DataFrame, positive: dict[str
                 "tnr_high": tnr[2],
                 "attack_success_rate": flipped.sum() / clean.sum() if clean.any() else np.nan,
                 "perturbation_linf_max": float(group["perturbation_linf_max"].max()),
-                "perturbation_l2_mean": np.nan,
+                "perturbation_l2_mean": np.nan,  # the worst case has no one image per sample
+                "psnr_mean": np.nan,
+                "ssim_mean": np.nan,
                 "attacked": int(group["attacked"].max()),
                 "queries": np.nan,
                 "query_budget": np.nan,

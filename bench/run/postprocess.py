@@ -10,6 +10,11 @@ the ``quantized`` (float / uint8) and ``postprocess`` (none / jpeg95 / jpeg85 / 
 In a post-processed variant everything is judged as the detector sees it: its clean accuracy is
 on the post-processed clean images, and a sample is robust when the detector is right on both
 the post-processed clean image and the post-processed adversarial image.
+
+Each variant also carries how visible its images are, PSNR and SSIM against the clean images
+(bench/run/quality.py): the float variant's of the attack's float images, the others' of the 8-bit
+images. The JPEG variants, like their norms, measure the 8-bit image before compression: the image
+the attacker publishes, whose visibility is the attack's; JPEG's own change of the image is not.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from bench.attacks.base import AttackBudgetError, AttackResult, norms, quantize, within
 from bench.core.inference import predict
+from bench.run.quality import sweep_quality
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +47,8 @@ class Variant:
     adv_pred: np.ndarray  # (E, N)
     linf: np.ndarray  # (E, N) perturbation of the (quantized) adversarial image before post-processing
     l2: np.ndarray  # (E, N)
+    psnr: np.ndarray  # (E, N) dB, of the same image against the clean one; inf where it is the clean one
+    ssim: np.ndarray  # (E, N) likewise; 1 where it is the clean one
 
     def adv_correct(self, y: np.ndarray) -> np.ndarray:
         """(E, N): right on the variant's clean image and on its adversarial image."""
@@ -102,7 +110,8 @@ def variants(model: nn.Module, result: AttackResult, who: str, *, device: torch.
     (on ``device``, where the model is; ``None``: wherever it is). The new images of all epsilons
     are scored in one batched pass per variant."""
     x, eps = result.x, result.epsilons
-    out = [Variant("float", "none", result.clean_pred, result.adv_pred, result.linf, result.l2)]
+    float_psnr, float_ssim = sweep_quality(result.x_adv, x, *new_images(result.x_adv, x))
+    out = [Variant("float", "none", result.clean_pred, result.adv_pred, result.linf, result.l2, float_psnr, float_ssim)]
     quantized = np.stack([quantize(result.x_adv[k], x, float(e), result.norm) for k, e in enumerate(eps)])
     for k, e in enumerate(eps):  # the 8-bit images must respect the budget too
         size = norms(quantized[k].astype(np.float64) - x, result.norm)
@@ -111,11 +120,12 @@ def variants(model: nn.Module, result: AttackResult, who: str, *, device: torch.
     delta = (quantized - x[None]).reshape(len(eps), len(x), -1).astype(np.float64)
     linf, l2 = np.abs(delta).max(axis=2), np.sqrt((delta * delta).sum(axis=2))
     changed, new = new_images(quantized, x)
+    psnr, ssim = sweep_quality(quantized, x, changed, new)
     images = quantized[new]  # every epsilon's new 8-bit images, in np.nonzero(new) order
     adv_pred = spread(predict(model, images, device=device), changed, new, result.clean_pred)
-    out.append(Variant("uint8", "none", result.clean_pred, adv_pred, linf, l2))
+    out.append(Variant("uint8", "none", result.clean_pred, adv_pred, linf, l2, psnr, ssim))
     for quality in JPEG_QUALITIES:
         clean_pred = predict(model, jpeg(x, quality), device=device)
         adv_pred = spread(predict(model, jpeg(images, quality), device=device), changed, new, clean_pred)
-        out.append(Variant("uint8", f"jpeg{quality}", clean_pred, adv_pred, linf, l2))
+        out.append(Variant("uint8", f"jpeg{quality}", clean_pred, adv_pred, linf, l2, psnr, ssim))
     return out

@@ -58,6 +58,8 @@ MEAN = [
     "converged_robust_accuracy",
     "perturbation_linf_max",
     "perturbation_l2_mean",
+    "psnr_mean",
+    "ssim_mean",
     "attacked",
     "queries",
     "seconds",
