@@ -157,8 +157,8 @@ def test_an_edit_to_the_interval_code_changes_no_key(original: dict[str, dict[st
         ("bench/core/errors.py", "class BenchError(Exception):", "class BenchError(ValueError):"),
         (
             "bench/__init__.py",
-            '"load_matrix": "bench.inputs.matrix",',
-            '"load_matrix": "bench.inputs.matrix",  "x": "y",',
+            '"parse_matrix": "bench.inputs.matrix",',
+            '"parse_matrix": "bench.inputs.matrix",  "x": "y",',
         ),
     ],
     ids=["progress-wording", "photo-source-message", "entry-description", "new-flag", "error-class", "public-api"],

@@ -122,6 +122,18 @@ def add_parsers(sub: Any) -> None:
     )
 
 
+# the flag of each argument of bench.api.prepare: its errors name them (the Python API's name the arguments)
+FLAGS = {
+    "images": "--images",
+    "results_dir": "--results",
+    "cache_dir": "--cache-dir",
+    "device": "--device",
+    "workers": "--workers",
+    "scheduler": "--scheduler",
+    "scheduler_file": "--scheduler-file",
+}
+
+
 def _count(text: str) -> int:
     """A positive count (argparse's ``type``: a bad value is one line, exit 2)."""
     try:
@@ -224,6 +236,7 @@ def _execute(args: argparse.Namespace, matrix: Matrix, display: Any) -> int:
         scheduler=args.scheduler,
         scheduler_file=args.scheduler_file,
         update=display.update,
+        flags=FLAGS,
     )
     progress = display.line
     try:

@@ -101,19 +101,24 @@ def builtin_matrix_path(profile: str) -> Path:
     return Path(str(resources.files("bench.inputs.matrices") / f"{profile}.toml"))
 
 
-def load_matrix(path: str | Path, profile: str | None = None, *, train_only: bool = False) -> Matrix:
+def load_matrix(
+    path: str | Path, profile: str | None = None, *, train_only: bool = False, label: str | None = None
+) -> Matrix:
     """Read and validate a matrix file; ``profile`` overrides its output name.
 
-    ``train_only`` (the zoo command) makes ``attacks`` and ``epsilons_255`` optional.
+    ``train_only`` (the zoo command) makes ``attacks`` and ``epsilons_255`` optional. ``label``
+    names the file in the errors about opening it: the CLI's ``--matrix PATH`` by default
+    (``bench.load_matrix``, which also takes a profile's name, passes ``matrix 'PATH'``).
     """
     path = Path(path)
     where = path.name
+    label = label or f"--matrix {path}"
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BenchError(f"--matrix {path}: no such file") from None
+        raise BenchError(f"{label}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise BenchError(f"--matrix {path}: cannot read: {err}") from None
+        raise BenchError(f"{label}: cannot read: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise BenchError(f"{where}: not valid TOML: {err}") from None
     if profile is not None:

@@ -70,12 +70,13 @@ def builtin_source() -> ImageSource:
     return ImageSource("skimage", files)
 
 
-def folder_source(folder: str | Path) -> ImageSource:
-    """Every image under ``folder`` (recursively) with an allowed suffix, sorted by path."""
+def folder_source(folder: str | Path, where: str = "--images") -> ImageSource:
+    """Every image under ``folder`` (recursively) with an allowed suffix, sorted by path; ``where``
+    names the option in the errors (the CLI's flag; ``bench.api`` passes its argument, ``images``)."""
     root = Path(folder)
     if not root.is_dir():
         raise BenchError(
-            f"--images {folder}: not a directory; give a folder of pristine images ({', '.join(IMAGE_SUFFIXES)})"
+            f"{where} {folder}: not a directory; give a folder of pristine images ({', '.join(IMAGE_SUFFIXES)})"
         )
     files = tuple(
         (p.relative_to(root).with_suffix("").as_posix(), p)
@@ -84,13 +85,13 @@ def folder_source(folder: str | Path) -> ImageSource:
     )
     if len(files) < 3:
         raise BenchError(
-            f"--images {folder}: found {len(files)} images; at least 3 are needed (one per split), with suffixes {', '.join(IMAGE_SUFFIXES)}"
+            f"{where} {folder}: found {len(files)} images; at least 3 are needed (one per split), with suffixes {', '.join(IMAGE_SUFFIXES)}"
         )
-    _check_images(files)
+    _check_images(files, where)
     return ImageSource(root.resolve().name, files)
 
 
-def _check_images(files: tuple[tuple[str, Path], ...]) -> None:
+def _check_images(files: tuple[tuple[str, Path], ...], where: str) -> None:
     """Refuse a folder holding a file that is not a readable image, before any work (a file
     that passes here and fails to decode later is still refused in one line, bench/inputs/data.py)."""
     from PIL import Image, UnidentifiedImageError
@@ -100,4 +101,4 @@ def _check_images(files: tuple[tuple[str, Path], ...]) -> None:
             with Image.open(path) as image:
                 image.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise BenchError(f"--images: cannot read image {path}: {err}") from None
+            raise BenchError(f"{where}: cannot read image {path}: {err}") from None
