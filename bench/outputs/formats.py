@@ -323,6 +323,8 @@ def _read_table(
         frame[THREADS] = pd.array([pd.NA] * len(frame), dtype="Int64")
     if TRAINING_SEED in columns:  # written before the column: one training, with the run's seed
         frame = fill_training_seed(frame)
+    if "trained" in columns and "trained" not in frame.columns:  # before networks trained elsewhere
+        frame["trained"] = True
     check_table(frame, columns, path, required)
     return frame
 
