@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.core.devices import on_device
-from bench.core.inference import probabilities
+from bench.core.inference import evaluation_copy, probabilities
 
 if TYPE_CHECKING:
     import torch
@@ -31,8 +30,11 @@ def score_images(
     """Predictions and true-class probabilities of a model on uint8 clean (N) and adversarial
     (E x N) images. An adversarial image equal to its clean image, or to the previous epsilon's
     (a sweep keeps the example of a smaller ball), is not scored again. ``device``: where the
-    model runs (a copy is moved there; ``None``: the CPU, or wherever the model is)."""
-    model = on_device(model, device)
+    model runs (``None``: the CPU, or wherever the model is). The images are scored on the
+    model's evaluation copy, as a cell scores its own (``bench.core.inference.evaluation_copy``):
+    an image a decision-based attack left on the boundary can flip with the last bits of the
+    arithmetic."""
+    model = evaluation_copy(model, device=device)  # as the cells judge: the same copy, the same rounding
 
     def forward(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = probabilities(model, images, device=device)
