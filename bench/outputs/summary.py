@@ -6,6 +6,7 @@ Pure functions of the tables read by bench/outputs/formats.py; nothing here read
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -120,11 +121,7 @@ def flagged_curves(table: pd.DataFrame) -> pd.DataFrame:
     columns = ["flag", "task", "detector", "defense", "attack", "gradient", "norm", "epsilons_255", "variants"]
     columns += ["rows", "robust_accuracy"]
     parts = []
-    for name in FLAG_NAMES:
-        column = f"flag_{name}"
-        if column not in table or not table[column].any():
-            continue
-        rows = table[table[column].astype(bool)]
+    for name, rows in _each_flag(table):
         rows = rows.assign(variant=rows["quantized"].astype(str) + "/" + rows["postprocess"].astype(str))
         keys = ["task", "detector", "defense", "attack", "gradient", "norm"]
         grouped = rows.groupby(keys, sort=False, observed=True).agg(
@@ -137,6 +134,14 @@ def flagged_curves(table: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)[columns]
+
+
+def _each_flag(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Each flag raised in a table (``FLAG_NAMES`` order) with the rows that raise it."""
+    for name in FLAG_NAMES:
+        column = f"flag_{name}"
+        if column in table and table[column].any():
+            yield name, table[table[column].astype(bool)]
 
 
 # the yardstick column written beside the rows of each paired flag (docs/flags.md)
@@ -153,11 +158,7 @@ def flag_rows(table: pd.DataFrame) -> pd.DataFrame:
     numbers = ["n", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]
     columns = ["flag", *keys, *numbers, "yardstick"]
     parts = []
-    for name in FLAG_NAMES:
-        column = f"flag_{name}"
-        if column not in table or not table[column].any():
-            continue
-        rows = table[table[column].astype(bool)]
+    for name, rows in _each_flag(table):
         yardstick = rows[YARDSTICKS[name]] if YARDSTICKS.get(name) in rows else np.nan
         parts.append(rows[keys + numbers].assign(flag=name, yardstick=yardstick))
     if not parts:
