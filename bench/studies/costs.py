@@ -370,24 +370,37 @@ class CallPrices:
     def _measure(self, batch: int, gradient: bool) -> float:
         import torch
 
-        images = np.resize(self.x, (batch, *self.x.shape[1:]))
-        tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-        if self.device is not None:
-            tensor = tensor.to(self.device)
+        tensor = _batch(self.x, batch, self.device)
         best = np.inf
         for repeat in range(PRICE_REPEATS + 1):  # the first call warms up (allocator, kernels for this shape)
             start = time.perf_counter()
-            if gradient:
-                inputs = tensor.clone().requires_grad_(True)
-                torch.autograd.grad(self.model(inputs).sum(), inputs)
-            else:
-                with torch.inference_mode():
-                    self.model(tensor)
+            _call(self.model, tensor, gradient)
             if self.device is not None and self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             if repeat:
                 best = min(best, time.perf_counter() - start)
         return float(best)
+
+
+def _batch(x: np.ndarray, batch: int, device: torch.device | None) -> torch.Tensor:
+    """``x``'s first images, repeated up to ``batch``, as a float32 tensor on ``device``."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])), dtype=np.float32))
+    return tensor.to(device) if device is not None else tensor
+
+
+def _call(model: nn.Module, tensor: torch.Tensor, gradient: bool) -> None:
+    """One model call: a forward under ``torch.inference_mode``, or with ``gradient`` a forward and
+    a backward pass to the input."""
+    import torch
+
+    if gradient:
+        inputs = tensor.clone().requires_grad_(True)
+        torch.autograd.grad(model(inputs).sum(), inputs)
+    else:
+        with torch.inference_mode():
+            model(tensor)
 
 
 def replay(
@@ -397,18 +410,10 @@ def replay(
     gradient), a forward under ``torch.inference_mode`` or a forward and a backward pass to the
     input, on ``x``'s first images repeated up to the batch size. The baseline an attack's time is
     compared with in tests/test_benchmarks.py (the same evaluations, no bookkeeping)."""
-    import torch
-
     for (batch, gradient), count in calls.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])), dtype=np.float32))
-        tensor = tensor.to(device) if device is not None else tensor
+        tensor = _batch(x, batch, device)
         for _ in range(count):
-            if gradient:
-                inputs = tensor.clone().requires_grad_(True)
-                torch.autograd.grad(model(inputs).sum(), inputs)
-            else:
-                with torch.inference_mode():
-                    model(tensor)
+            _call(model, tensor, gradient)
 
 
 def shape_agreement(result: AttackResult, pgd_curve: np.ndarray) -> tuple[float, float]:
