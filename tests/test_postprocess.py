@@ -61,6 +61,26 @@ def test_jpeg_is_deterministic_changes_images_and_more_so_at_lower_quality() -> 
     assert jpeg(rgb, 75).shape == rgb.shape
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_jpeg_of_a_stack_is_pil_image_by_image(channels: int) -> None:
+    """The stack's rounding and scaling are array operations: each image comes out as PIL makes
+    it alone (off-grid values and values outside [0, 1] included)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, channels, 24, 40), dtype=np.float32) * 1.2 - 0.1).astype(np.float32)
+    out = jpeg(x, 85)
+    for image, got in zip(x, out, strict=True):
+        pixels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        pil = Image.fromarray(pixels[0] if channels == 1 else pixels.transpose(1, 2, 0))
+        buffer = io.BytesIO()
+        pil.save(buffer, format="JPEG", quality=85, subsampling=0)
+        decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 255.0
+        assert np.array_equal(got, decoded[None] if channels == 1 else decoded.transpose(2, 0, 1))
+
+
 class _Shift(FixedEpsilonAttack):
     """Fixed-epsilon test attack: adds +eps (fractional levels) to the first half of the samples."""
 

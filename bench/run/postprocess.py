@@ -57,17 +57,24 @@ class Variant:
 
 
 def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
-    """JPEG-compress and decode float images (N, C, H, W) on the 8-bit grid; C is 1 or 3."""
+    """JPEG-compress and decode float images (N, C, H, W) on the 8-bit grid; C is 1 or 3.
+
+    Rounding to 8 bits and scaling back are whole-stack array operations (the same values as
+    image by image); only PIL's encoder and decoder run once per image."""
     from PIL import Image
 
-    out: np.ndarray = np.empty_like(images, dtype=np.float32)
-    for i, image in enumerate(images):
-        pixels = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-        pil = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
+    grey = images.shape[1] == 1
+    pixels = np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    planes = pixels[:, 0] if grey else pixels.transpose(0, 2, 3, 1)  # PIL's layouts: H x W, H x W x C
+    decoded = np.empty_like(planes)
+    for i, plane in enumerate(planes):
         buffer = io.BytesIO()
-        pil.save(buffer, format="JPEG", quality=int(quality), subsampling=0)
-        decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 255.0
-        out[i] = decoded[None] if decoded.ndim == 2 else decoded.transpose(2, 0, 1)
+        Image.fromarray(plane).save(buffer, format="JPEG", quality=int(quality), subsampling=0)
+        buffer.seek(0)
+        with Image.open(buffer) as pil:
+            decoded[i] = np.asarray(pil)
+    stack = decoded[:, None] if grey else decoded.transpose(0, 3, 1, 2)
+    out: np.ndarray = stack.astype(np.float32) / 255.0
     return out
 
 
