@@ -95,6 +95,10 @@ def test_tables_are_refreshed_when_due_not_after_every_cell(tmp_path: Path) -> N
     a, b = never["result"].table, always["result"].table
     timings = ["seconds", "train_seconds"]
     pd.testing.assert_frame_equal(a.drop(columns=timings), b.drop(columns=timings))
+    # gathered once at the end or refresh by refresh: the same per-sample rows in the same order,
+    # and a cell's per-sample frame, once gathered, is held only in the gathered frame
+    pd.testing.assert_frame_equal(never["result"].samples, always["result"].samples, check_exact=True)
+    assert not never["runner"].samples and not runner.samples
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from bench.core.errors import BenchError
 from bench.outputs.figures import (
     DOUBLE,
     FIGURES,
+    MIN_NORM_COLUMNS,
     TITLE_MAX,
     curves_figure,
     figure_problems,
@@ -420,3 +421,23 @@ def test_a_failure_flag_marks_its_number_in_the_latex_table_and_the_curves() -> 
     assert "dagger" not in accuracy_latex(
         accuracy_frame(reference_rows(clean), "median3"), task="median3", norm="linf", attacks="a", source="x"
     )
+
+
+def test_samples_read_in_part_are_those_of_the_whole_table(smoke) -> None:
+    """The run's own figures read only the per-sample rows and columns the minimum-norm curves
+    need (a filtered parquet read): the same rows, in the same order, as the whole table filtered
+    in pandas; and the same again once the whole table is in memory."""
+    folder = smoke.results_dir / "smoke"
+    whole = load_results(folder).read_samples()
+    assert whole is not None
+    expected = whole[(whole["quantized"] == "float") & (whole["postprocess"] == "none")]
+    expected = expected[[c for c in whole.columns if c in {*MIN_NORM_COLUMNS, "adv_correct"}]]
+    assert 0 < len(expected) < len(whole)
+    lazy = load_results(folder, check_samples=False)
+    assert lazy._samples is None  # nothing read yet
+    part = lazy.read_samples(unprocessed=True, columns=MIN_NORM_COLUMNS)
+    assert part is not None and lazy._samples is None  # the whole table was not read
+    pd.testing.assert_frame_equal(part.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)
+    in_memory = load_results(folder).read_samples(unprocessed=True, columns=MIN_NORM_COLUMNS)
+    assert in_memory is not None
+    pd.testing.assert_frame_equal(in_memory.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)

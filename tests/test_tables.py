@@ -165,3 +165,32 @@ def test_mcnemar_p_uses_scipys_binomial_cdf_bit_for_bit() -> None:
     n = b + c
     expected = np.where(n > 0, np.minimum(2.0 * binom.cdf(np.minimum(b, c), n, 0.5), 1.0), 1.0)
     assert np.array_equal(mcnemar_p(b.ravel(), c.ravel()), expected.ravel())
+
+
+def test_samples_held_compact_come_back_as_the_same_text() -> None:
+    """A run holds per-sample frames with categorical text columns and concatenates them with
+    their categories merged; assembled, they are the frames pandas would have concatenated."""
+    from bench.run.tables import as_text, compact_samples, concat_samples
+
+    frames = [
+        pd.DataFrame(
+            {
+                "attack": pd.array([f"art.pgd[steps={k}]"] * 3, dtype="str"),
+                "source": pd.array(["a.png", f"b{k}.png", "a.png"], dtype="str"),
+                "sample": np.arange(3) + 10 * k,
+                "adv_correct": np.array([True, False, k % 2 == 0]),
+                "l2": np.array([0.5, np.nan, 1.5]) * k,
+            }
+        )
+        for k in range(4)
+    ]
+    compact = [compact_samples(f) for f in frames]
+    assert all(isinstance(f["attack"].dtype, pd.CategoricalDtype) for f in compact)
+    assert compact[0]["sample"].dtype == frames[0]["sample"].dtype  # numbers untouched
+    together = concat_samples(compact)
+    assert isinstance(together["source"].dtype, pd.CategoricalDtype)  # kept compact when joined
+    pd.testing.assert_frame_equal(as_text(together), pd.concat(frames), check_exact=True)
+    pd.testing.assert_frame_equal(as_text(concat_samples(compact[:1])), frames[0], check_exact=True)
+    mixed = concat_samples([compact[0], frames[1], compact[2]])  # a cell served from the cache: text
+    assert not isinstance(mixed["attack"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(as_text(mixed), pd.concat([frames[0], frames[1], frames[2]]), check_exact=True)

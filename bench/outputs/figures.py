@@ -529,6 +529,9 @@ def transfer_figure(transfer: pd.DataFrame, epsilon: float) -> Figure | None:
     return fig
 
 
+MIN_NORM_COLUMNS = ("cell", "quantized", "postprocess", "epsilon", "epsilon_255", "clean_correct", "min_norm")
+
+
 def min_norm_curve(samples: pd.DataFrame) -> tuple[list[float], list[float]]:
     """Robust accuracy as a continuous function of e (8-bit units) from one minimum-norm cell.
 
@@ -744,7 +747,7 @@ def make_run_figures(folder: str | Path) -> FigureOutput | None:
         lines = kept.read_text().splitlines()
         if lines and lines[0] == digest and all((folder / name).is_file() for name in lines[1:]):
             return None
-    out = make_figures(folder, out_dir=folder, only=RUN_FIGURES)
+    out = make_figures(load_results(folder, check_samples=False), out_dir=folder, only=RUN_FIGURES)
     files = [path.name for paths in out.written.values() for path in paths]
     atomic_write_text(kept, "\n".join([digest, *files]) + "\n")
     return out
@@ -853,7 +856,7 @@ def _min_norm(results: Results) -> Figure | str | None:
     table = results.table
     if not table["minimum_norm"].astype(bool).any():
         return "no minimum-norm attack in the matrix"
-    samples = results.read_samples()
+    samples = results.read_samples(unprocessed=True, columns=MIN_NORM_COLUMNS)
     if samples is None:
         return "no samples.parquet"
     if len(results.seeds) > 1:  # per-sample norms are one training's: the first seed's

@@ -18,6 +18,7 @@ small tables), enough to render a page without the folder.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -228,11 +229,32 @@ class Results:
     _samples: pd.DataFrame | None = None  # samples.parquet, read and checked by load_results
     _examples: list[dict[str, Any]] = field(default_factory=list)  # examples.npz, likewise
 
-    def read_samples(self) -> pd.DataFrame | None:
-        """samples.parquet, or None when the folder has none."""
-        if self._samples is None and self.samples is not None:
-            self._samples = _read_parquet(self.samples, SAMPLE_COLUMNS, ("cell", "adv_correct"))
-        return self._samples
+    def read_samples(self, *, unprocessed: bool = False, columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
+        """samples.parquet, or None when the folder has none. ``unprocessed``: only the rows of
+        the float images before any post-processing (a fifth of the table); ``columns``: only
+        these columns (with the table's required ones). Either is read with a filter unless the
+        whole table is in memory already: the whole table of the default matrix takes about
+        400 MB in pandas, and pyarrow decodes every column it reads before filtering."""
+        if self.samples is None:
+            return None
+        if (unprocessed or columns is not None) and self._samples is None:
+            wanted = {*(columns or SAMPLE_COLUMNS), *_SAMPLES_REQUIRED}
+            names = [c for c in _parquet_columns(self.samples) if c in wanted]  # the file's order
+            kept = [("quantized", "==", "float"), ("postprocess", "==", "none")] if unprocessed else None
+            schema = {c: SAMPLE_COLUMNS[c] for c in names if c in SAMPLE_COLUMNS}
+            with contextlib.suppress(BenchError):  # a folder from before these columns: read whole, below
+                return _read_table(
+                    lambda path: pd.read_parquet(path, columns=names, filters=kept),
+                    self.samples,
+                    schema,
+                    _SAMPLES_REQUIRED,
+                )
+        if self._samples is None:
+            self._samples = _read_parquet(self.samples, SAMPLE_COLUMNS, _SAMPLES_REQUIRED)
+        frame = self._samples
+        if unprocessed and {"quantized", "postprocess"} <= set(frame.columns):
+            frame = frame[(frame["quantized"] == "float") & (frame["postprocess"] == "none")]
+        return frame if columns is None else frame[[c for c in frame.columns if c in {*columns, *_SAMPLES_REQUIRED}]]
 
     def read_examples(self) -> list[dict[str, Any]]:
         """examples.npz (empty when the folder has none)."""
@@ -241,11 +263,12 @@ class Results:
         return self._examples
 
 
-def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
+def load_results(folder: str | Path, *, require_matrix: bool = True, check_samples: bool = True) -> Results:
     """Read a results folder; BenchError (one line) when it holds no readable matrix table.
 
     With ``require_matrix=False`` a zoo folder (models.csv, no matrix.parquet) is read too, with
-    an empty matrix table."""
+    an empty matrix table. ``check_samples=False``: samples.parquet and examples.npz are read
+    when first asked for, not now (the run's own figures, drawn from the tables just written)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BenchError(f"{folder}: no such results folder (run `python -m bench run --matrix` first)")
@@ -276,10 +299,12 @@ def load_results(folder: str | Path, *, require_matrix: bool = True) -> Results:
     examples = folder / "examples.npz" if (folder / "examples.npz").is_file() else None
     samples = folder / "samples.parquet" if (folder / "samples.parquet").is_file() else None
     results = Results(folder, table, models, run, transfer, examples, samples, per_photo, costs, training)
-    results.read_samples(), results.read_examples()  # every file checked before a command writes anything
+    if check_samples:
+        results.read_samples(), results.read_examples()  # every file checked before a command writes anything
     return results
 
 
+_SAMPLES_REQUIRED = ("cell", "adv_correct")
 # every column a run writes, but those older folders may lack (they get their defaults, _DEFAULTS)
 _MATRIX_REQUIRED = tuple(c for c in MATRIX_COLUMNS if c not in _DEFAULTS)
 # the columns the pages and the report read from the studies' tables
@@ -303,6 +328,16 @@ _RUN_FIELDS = {
     "timings": dict,
     "flags": dict,
 }
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    """The column names of a parquet file, in its order (the footer only; [] when unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - unreadable: the read that follows reports it in one line
+        return []
 
 
 def _read_parquet(path: Path, columns: dict[str, str], required: tuple[str, ...]) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from bench.run.plan import pair_key, sweep
 from bench.run.probes import probe
 from bench.run.scoring import score_images
 from bench.run.store import CellOutput, Store
-from bench.run.tables import model_row
+from bench.run.tables import compact_samples, model_row
 from bench.run.training import TRAINING_THREADS
 from detectors import create_detector
 
@@ -578,7 +578,7 @@ class DaskRunner(Runner):
             if kind == "cell" and item.key not in self.rows:
                 stored = self.store.cell(item)
                 if stored is not None:
-                    self.rows[item.key], self.samples[item.key] = stored.rows, stored.samples
+                    self.rows[item.key], self.samples[item.key] = stored.rows, compact_samples(stored.samples)
                     self.stats["cells_computed"] += 1
 
     def _dataset_info(self, job: ModelJob) -> None:

@@ -43,7 +43,7 @@ from bench.run.postprocess import VARIANTS
 from bench.run.probes import UNBOUNDED_EPS, probe
 from bench.run.scoring import Scores, score_images
 from bench.run.store import CellOutput, Store
-from bench.run.tables import Tables, assemble, model_row, probe_table
+from bench.run.tables import Tables, assemble, compact_samples, concat_samples, model_row, probe_table
 from bench.run.threads import torch_threads
 from bench.run.training import TRAINING_THREADS, ModelMeta, TrainedModel, build_detector, train
 from bench.run.transfer import example_entry, transfer_rows
@@ -484,6 +484,8 @@ class Runner:
         self, cell: Cell, stored: CellOutput | None, dataset: Dataset | None, trained: TrainedModel | None
     ) -> None:
         if stored is not None:
+            # held as read: making them compact costs more than a warm rerun's budget; a cell
+            # computed in this run is held compact (below)
             self.rows[cell.key], self.samples[cell.key] = stored.rows, stored.samples
             self.stats["cells_cached"] += 1
             self.progress(f"{self._counter()} {cell.label}: cached")
@@ -516,7 +518,7 @@ class Runner:
 
     def cell_computed(self, cell: Cell, rows: pd.DataFrame, samples: pd.DataFrame, seconds: float) -> None:
         """Record a cell computed in this run (already stored) and say what it found."""
-        self.rows[cell.key], self.samples[cell.key] = rows, samples
+        self.rows[cell.key], self.samples[cell.key] = rows, compact_samples(samples)
         self.stats["cells_computed"] += 1
         # numpy, not DataFrame filters: this runs once per cell, thousands of times in a large run
         post, eps = rows["postprocess"].to_numpy(), rows["epsilon_255"].to_numpy()
@@ -558,6 +560,8 @@ class Runner:
                             rows.append({**base, "error": f"{type(err).__name__}: {err}".splitlines()[0]})
                             self.progress(f"probe {job.label} ({item.gradient}): FAILED {rows[-1]['error']}")
                             continue
+                        finally:
+                            release_free_memory()  # a probe's gradients, as after a cell
                         self.store.put_probe(item.key, numbers)
                 self.probe_done(item, numbers)
             rows.append({**base, **numbers})
@@ -662,6 +666,7 @@ class Runner:
                             scores = score_images(
                                 model, images["x"], images["adv"], images["label"], device=self.torch_device
                             )
+                            release_free_memory()
                             self.store.put_pair(key, scores)
                             computed += 1
                         else:
@@ -700,12 +705,13 @@ class Runner:
     # -- outputs -------------------------------------------------------------------------------
     def tables(self, *, interim: bool = False) -> Tables:
         """The tables of everything finished so far, in the plan's order whatever order the cells
-        finished in. ``interim``: a refresh while cells still run - the rows gathered by earlier
-        refreshes are reused (one concatenation per refresh, not one per cell: pandas' concat of
-        thousands of small frames costs seconds) and the same rows come out in the same order."""
+        finished in. With a plan, the frames gathered by earlier refreshes are reused (one
+        concatenation per refresh, not one per cell: pandas' concat of thousands of small frames
+        costs seconds) and the same rows come out in the same order, whether ``interim`` (a
+        refresh while cells still run) or not."""
         plan = self._plan
         models = [j.label for j in plan.models] if plan is not None else list(self.models)
-        if interim and plan is not None:
+        if plan is not None:
             rows, samples = self._gathered(plan)
         else:
             cells = [c.key for c in plan.cells] if plan is not None else list(self.rows)
@@ -724,7 +730,11 @@ class Runner:
 
     def _gathered(self, plan: Plan) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
         """Every finished cell's rows and samples, each as one frame in plan order: the frames
-        gathered at the last refresh plus the cells recorded since (every cell is recorded once)."""
+        gathered at the last refresh plus the cells recorded since (every cell is recorded once).
+        A cell's per-sample frame, once gathered, leaves ``self.samples``: the per-sample rows
+        are most of a run's tables (a few MB per cell), and holding them twice doubled what a
+        long run keeps in memory (docs/design.md, Costs). ``self.rows`` keeps every cell's rows
+        (small; they count the finished cells)."""
         position = self._positions(plan)
         out: list[list[pd.DataFrame]] = []
         for name, frames in (("rows", self.rows), ("samples", self.samples)):
@@ -734,9 +744,12 @@ class Runner:
             if not parts:
                 out.append([])
                 continue
-            frame = pd.concat(parts) if new else parts[0]
-            order = np.argsort(frame["cell"].map(position).to_numpy(), kind="stable")
-            frame = frame.iloc[order]
+            frame = (concat_samples(parts) if frames is self.samples else pd.concat(parts)) if new else parts[0]
+            places = frame["cell"].map(position).to_numpy()
+            if (np.diff(places) < 0).any():  # cells finished out of the plan's order (a serial run's are in it)
+                frame = frame.iloc[np.argsort(places, kind="stable")]
+            if frames is self.samples:
+                frames.clear()  # held by the gathered frame now
             self._gather[name] = (len(frames), frame)
             out.append([frame])
         return out[0], out[1]
@@ -755,6 +768,7 @@ class Runner:
         tables = self.tables(interim=interim)
         if self.sink is not None:
             self.sink.write_tables(tables.table, tables.samples, tables.models, tables.probes)
+        release_free_memory()  # the assembly's and the parquet writer's working set, before the next cell
         self.refreshes += 1
         self._refreshed = time.perf_counter()
         self._refresh_cost = self._refreshed - start
@@ -798,6 +812,7 @@ class Runner:
 
     def _finish(self) -> RunResult:
         self.timings["total_seconds"] = time.perf_counter() - self._start
+        release_free_memory()  # the last stage's working set, before the tables are assembled
         tables = self._write_tables()
         if self.sink is not None:
             self.sink.write_run_info(self.run_info(tables))

@@ -45,7 +45,7 @@ import numpy as np
 
 from bench.attacks.bench.pgd import margin  # the reference attack's loss (bench/attacks/bench)
 from bench.core.devices import model_device, on_device
-from bench.core.inference import predict
+from bench.core.inference import BATCH_SIZE, predict
 from bench.run.subset import attacked_subset
 from defenses import deployed
 
@@ -59,7 +59,9 @@ if TYPE_CHECKING:
 UNBOUNDED_EPS = 64 / 255  # Linf, [0, 1] units: 4x the largest default epsilon, a quarter of the pixel range
 STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two grey levels
 STEPS = 32  # STEPS x STEP = UNBOUNDED_EPS: the whole ball is reachable; a sample stops once fooled
-BATCH = 500
+BATCH = (
+    BATCH_SIZE  # per-sample numbers, any batch; 500 gradients at once on srm held about 1 GB more (design.md, Costs)
+)
 NOISY_COSINE = 0.5  # two draws of a gradient whose noise outweighs its signal correlate below this
 
 

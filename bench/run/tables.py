@@ -126,6 +126,38 @@ def probe_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
+def compact_samples(frame: pd.DataFrame) -> pd.DataFrame:
+    """A cell's per-sample rows as a run holds them until its tables are assembled: every text
+    column categorical. pandas keeps each row's text (pyarrow strings), and most of it repeats
+    within a cell (the canonical names of the detector, defence and attack, the cell key): the
+    default matrix's 1M per-sample rows took about 400 MB as text. :func:`as_text` turns the
+    columns back into the text they were."""
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype)]
+    return frame.astype(dict.fromkeys(text, "category")) if text else frame
+
+
+def concat_samples(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-sample frames one after the other, a column categorical in every frame kept
+    categorical (pandas' concat turns categoricals with different categories into text;
+    ``union_categoricals`` merges them instead); a column categorical in only some frames (cells
+    served from the cache are held as read, as text) comes out as text."""
+    if len(frames) == 1:
+        return frames[0]
+    columns = list(frames[0].columns)
+    compact = [c for c in columns if all(isinstance(f[c].dtype, pd.CategoricalDtype) for f in frames)]
+    parts = [as_text(f.drop(columns=compact)) for f in frames]
+    out = pd.concat(parts)
+    for column in compact:
+        out[column] = pd.api.types.union_categoricals([f[column] for f in frames])
+    return out[columns]
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its categorical columns turned back into the text they hold."""
+    categorical = {c: d.categories.dtype for c, d in frame.dtypes.items() if isinstance(d, pd.CategoricalDtype)}
+    return frame.astype(categorical) if categorical else frame
+
+
 def assemble(
     rows: list[pd.DataFrame],
     samples: list[pd.DataFrame],
@@ -143,7 +175,8 @@ def assemble(
     a model not in it were trained with the run's ``seed``). With several seeds the matrix table
     has rows across the seeds too (bench/run/seeds.py)."""
     table = pd.concat(rows) if rows else pd.DataFrame(columns=list(MATRIX_COLUMNS))
-    per_sample = pd.concat(samples) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    # the run holds them compact (:func:`compact_samples`); the tables have their text
+    per_sample = as_text(concat_samples(samples)) if samples else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     table, per_sample = table.assign(device=device, threads=threads), per_sample.assign(device=device, threads=threads)
     named = {key: str(seed) for key, seed in (seeds or {}).items()}
     table = table.assign(training_seed=table["model"].map(named).fillna("") if len(table) else "", seeds=1)
