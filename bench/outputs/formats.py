@@ -234,11 +234,11 @@ class Results:
         the float images before any post-processing (a fifth of the table); ``columns``: only
         these columns (with the table's required ones). Either is read with a filter unless the
         whole table is in memory already: the whole table of the default matrix takes about
-        400 MB in pandas, and pyarrow decodes every column it reads before filtering."""
+        370 MB in pandas, and pyarrow decodes every column it reads before filtering."""
         if self.samples is None:
             return None
+        wanted = {*(columns or SAMPLE_COLUMNS), *_SAMPLES_REQUIRED}
         if (unprocessed or columns is not None) and self._samples is None:
-            wanted = {*(columns or SAMPLE_COLUMNS), *_SAMPLES_REQUIRED}
             names = [c for c in _parquet_columns(self.samples) if c in wanted]  # the file's order
             kept = [("quantized", "==", "float"), ("postprocess", "==", "none")] if unprocessed else None
             schema = {c: SAMPLE_COLUMNS[c] for c in names if c in SAMPLE_COLUMNS}
@@ -254,7 +254,7 @@ class Results:
         frame = self._samples
         if unprocessed and {"quantized", "postprocess"} <= set(frame.columns):
             frame = frame[(frame["quantized"] == "float") & (frame["postprocess"] == "none")]
-        return frame if columns is None else frame[[c for c in frame.columns if c in {*columns, *_SAMPLES_REQUIRED}]]
+        return frame if columns is None else frame[[c for c in frame.columns if c in wanted]]
 
     def read_examples(self) -> list[dict[str, Any]]:
         """examples.npz (empty when the folder has none)."""

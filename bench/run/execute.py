@@ -714,7 +714,7 @@ class Runner:
         if plan is not None:
             rows, samples = self._gathered(plan)
         else:
-            cells = [c.key for c in plan.cells] if plan is not None else list(self.rows)
+            cells = list(self.rows)
             rows = [self.rows[k] for k in cells if k in self.rows]
             samples = [self.samples[k] for k in cells if k in self.samples]
         return assemble(

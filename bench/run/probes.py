@@ -59,9 +59,8 @@ if TYPE_CHECKING:
 UNBOUNDED_EPS = 64 / 255  # Linf, [0, 1] units: 4x the largest default epsilon, a quarter of the pixel range
 STEP = 2 / 255  # Linf step of the unbounded probe (sign of the gradient): two grey levels
 STEPS = 32  # STEPS x STEP = UNBOUNDED_EPS: the whole ball is reachable; a sample stops once fooled
-BATCH = (
-    BATCH_SIZE  # per-sample numbers, any batch; 500 gradients at once on srm held about 1 GB more (design.md, Costs)
-)
+# per-sample numbers whatever the batch; 500 gradients at once on srm held about 1 GB more (design.md, Costs)
+BATCH = BATCH_SIZE
 NOISY_COSINE = 0.5  # two draws of a gradient whose noise outweighs its signal correlate below this
 
 

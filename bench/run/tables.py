@@ -130,7 +130,7 @@ def compact_samples(frame: pd.DataFrame) -> pd.DataFrame:
     """A cell's per-sample rows as a run holds them until its tables are assembled: every text
     column categorical. pandas keeps each row's text (pyarrow strings), and most of it repeats
     within a cell (the canonical names of the detector, defence and attack, the cell key): the
-    default matrix's 1M per-sample rows took about 400 MB as text. :func:`as_text` turns the
+    default matrix's 1M per-sample rows took about 370 MB as text. :func:`as_text` turns the
     columns back into the text they were."""
     text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype)]
     return frame.astype(dict.fromkeys(text, "category")) if text else frame
